@@ -1,0 +1,30 @@
+"""What the command line shares between the group and its commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from aeromancy.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from aeromancy.store import Store
+
+
+@dataclass
+class CliState:
+    """Global options, with settings and store opened lazily on first use."""
+
+    store_override: str | None = None
+    debug: bool = False
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(store=self.store_override)
+
+    @cached_property
+    def store(self) -> Store:
+        from aeromancy.store import open_store
+
+        return open_store(self.settings.store)

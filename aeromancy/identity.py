@@ -1,0 +1,87 @@
+"""The identity of a run: which code, image and environment produced it.
+
+On the host it is read from git; inside the container the launcher passes it in
+through ``AEROMANCY_*`` environment variables, since the image holds no .git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "AEROMANCY_RUN_"
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Code and environment identity recorded with every task run. Empty string = unknown."""
+
+    git_commit: str = ""
+    git_branch: str = ""
+    git_remote: str = ""
+    git_message: str = ""
+    git_dirty: bool = False
+    image_id: str = ""
+    base_image_id: str = ""
+    lockfile_hash: str = ""
+    dockerfile: str = ""
+
+    def to_environ(self) -> dict[str, str]:
+        """Return the variables that carry this identity into a container."""
+        return {
+            ENV_PREFIX + name.upper(): ("1" if value is True else "" if value is False else value)
+            for name, value in asdict(self).items()
+        }
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> RunIdentity:
+        """Return the identity passed in by the launcher (empty fields when absent)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, str | bool] = {}
+        for spec in fields(cls):
+            raw = env.get(ENV_PREFIX + spec.name.upper(), "")
+            values[spec.name] = raw == "1" if spec.type in (bool, "bool") else raw
+        return cls(**values)  # type: ignore[arg-type]
+
+    def environment_key(self) -> str:
+        """Return what identifies the environment in a fingerprint: the image id if any."""
+        return self.image_id
+
+
+def lockfile_hash(root: Path) -> str:
+    """Return ``sha256:<hex>`` of root/pdm.lock, or '' when there is none."""
+    path = root / "pdm.lock"
+    if not path.is_file():
+        return ""
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def dev_environment_key(root: Path) -> str:
+    """Return the dev-run environment identity: lockfile hash plus Python version."""
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return f"{lockfile_hash(root) or 'no-lockfile'};python={python}"
+
+
+def identity_from_git(root: Path) -> RunIdentity:
+    """Return the git identity of the repository holding ``root`` (empty outside git)."""
+    import git
+
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        head = repo.head.commit
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return RunIdentity(lockfile_hash=lockfile_hash(root))
+    branch = "" if repo.head.is_detached else repo.active_branch.name
+    remote = next(iter(repo.remotes[0].urls), "") if repo.remotes else ""
+    message = str(head.message).strip().splitlines()[0] if head.message else ""
+    return RunIdentity(
+        git_commit=head.hexsha,
+        git_branch=branch,
+        git_remote=remote,
+        git_message=message,
+        git_dirty=repo.is_dirty(untracked_files=True),
+        lockfile_hash=lockfile_hash(root),
+    )

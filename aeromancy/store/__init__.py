@@ -1,0 +1,1 @@
+"""Artifact store: backends, content-addressed blobs, manifests, read cache."""

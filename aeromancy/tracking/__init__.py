@@ -1,0 +1,1 @@
+"""Experiment trackers (W&B, none) behind one protocol, and environment capture."""
