@@ -35,3 +35,25 @@ class RunOptions:
         if self.tracker:
             return self.tracker
         return "none" if self.dev else "wandb"
+
+    def to_argv(self) -> list[str]:
+        """Return the ``aeromancy run`` arguments that reproduce these options in a container.
+
+        Launcher-only options (Debian packages, docker args, env vars, debug shell) are left
+        out: they shape the container, not the graph run inside it.
+        """
+        argv = [self.tasks]
+        if self.only:
+            argv += ["--only", ",".join(self.only)]
+        for key, value in self.overrides:
+            argv += ["--set", f"{key}={value}"]
+        if self.force:
+            argv.append("--force")
+        if self.tags:
+            argv += ["--tags", ",".join(self.tags)]
+        for name, label in self.artifact_overrides:
+            argv += ["--artifact-override", f"{name}:{label}"]
+        argv += ["--tracker", self.tracker_name, "-j", str(self.jobs)]
+        if self.debug:
+            argv.append("--debug")
+        return argv
