@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -196,6 +197,9 @@ def make_project(tmp_path: Path, base_image_name: str) -> ProjectFactory:
         )
         (root / "pipeline.py").write_text(pipeline)
         (root / ".gitignore").write_text(GITIGNORE)
+        # A fresh tree per test: images are tagged by content, so an image left by an
+        # earlier session would otherwise be reused instead of built.
+        (root / "nonce.txt").write_text(uuid.uuid4().hex)
         for relative, text in (files or {}).items():
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
             (root / relative).write_text(text)
