@@ -10,11 +10,12 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.errors import GraphError, NotFound, UsageError
 from aeromancy.store.manifest import ArtifactVersion, Namespace
-from aeromancy.tasks import TaskSpec, resolve_configs
+from aeromancy.tasks import TaskSpec, load_tasks, resolve_configs
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
@@ -196,3 +197,8 @@ def _resolve_store_inputs(
             "add a task that outputs it, `aeromancy push` it, or check the name",
         )
     return resolved
+
+
+def load_graph(tasks: str, root: Path, project: str) -> TaskGraph:
+    """Return the graph of the task module ``tasks`` (path or dotted name) under ``root``."""
+    return build_graph(load_tasks(tasks, root), project)

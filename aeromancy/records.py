@@ -72,9 +72,16 @@ def version_of_entry(store: Store, entry: Mapping[str, Any]) -> ArtifactVersion:
 
 @dataclass
 class RecordIndex:
-    """The successful runs of one project and namespace, newest first per fingerprint."""
+    """The successful runs of one project and namespace, newest first per fingerprint.
+
+    ``environments`` lists, per task, the environment keys its successful runs had
+    (newest first): on the host the image id of a tracked run is unknown, so a status
+    check there asks whether any of them would match.
+    """
 
     by_fingerprint: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    environments: dict[str, list[str]] = field(default_factory=dict)
+    latest: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, records: Iterable[Mapping[str, Any]]) -> RecordIndex:
@@ -82,9 +89,18 @@ class RecordIndex:
         index = cls()
         ordered = sorted(records, key=lambda r: str(r.get("ended", "")), reverse=True)
         for record in ordered:
-            if record.get("status") == SUCCEEDED and record.get("fingerprint"):
-                index.by_fingerprint.setdefault(str(record["fingerprint"]), []).append(record)
+            index._append(record)
         return index
+
+    def _append(self, record: Mapping[str, Any]) -> None:
+        if record.get("status") != SUCCEEDED or not record.get("fingerprint"):
+            return
+        self.by_fingerprint.setdefault(str(record["fingerprint"]), []).append(record)
+        self.latest.setdefault(str(record.get("task")), record)
+        keys = self.environments.setdefault(str(record.get("task")), [])
+        key = str(record.get("environment_key", ""))
+        if key not in keys:
+            keys.append(key)
 
     @classmethod
     def load(cls, store: Store, project: str, namespace: Namespace) -> RecordIndex:
@@ -105,9 +121,14 @@ class RecordIndex:
         return None
 
     def add(self, record: Mapping[str, Any]) -> None:
-        """Remember a record just written, so later look-ups in this process see it."""
+        """Remember a record just written, so later look-ups in this process see it first."""
         if record.get("status") == SUCCEEDED:
             self.by_fingerprint.setdefault(str(record["fingerprint"]), []).insert(0, record)
+            self.latest[str(record.get("task"))] = record
+            keys = self.environments.setdefault(str(record.get("task")), [])
+            key = str(record.get("environment_key", ""))
+            if key not in keys:
+                keys.insert(0, key)
 
 
 def _stored_outputs(store: Store, record: Mapping[str, Any]) -> list[ArtifactVersion] | None:
