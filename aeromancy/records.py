@@ -31,8 +31,8 @@ def now_iso() -> str:
 
 
 def new_run_id() -> str:
-    """Return a new run id: UTC time (so ids sort by start) and 32 random bits."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    """Return a new run id: UTC time to the second (ids sort by start) and 32 random bits."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{secrets.token_hex(4)}"
 
 

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -198,12 +199,29 @@ def _is_path(tasks: str, root: Path) -> bool:
     return tasks.endswith(".py") or "/" in tasks or (root / tasks).is_file()
 
 
+# Project roots whose modules this process imported (more than one under tests).
+_loaded_roots: set[str] = set()
+
+
 def _forget_project_modules(root: Path) -> None:
-    """Drop already imported modules from under ``root`` so edits to them are seen again."""
+    """Drop modules imported from any project root, so edits and other projects are seen.
+
+    Without this a second load in one process would reuse the first ``helpers`` module.
+    """
+    _loaded_roots.add(str(root))
+    prefixes = tuple(prefix + os.sep for prefix in _loaded_roots)
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if path and Path(path).resolve().is_relative_to(root):
+        if isinstance(path, str) and path.startswith(prefixes):
             del sys.modules[name]
+
+
+def _put_first_on_path(directories: list[Path]) -> None:
+    for directory in reversed(directories):
+        entry = str(directory)
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
 
 
 def import_path(root: Path) -> list[Path]:
@@ -218,9 +236,7 @@ def load_module(tasks: str, root: Path) -> ModuleType:
     """
     root = root.resolve()
     _forget_project_modules(root)
-    for directory in reversed(import_path(root)):
-        if str(directory) not in sys.path:
-            sys.path.insert(0, str(directory))
+    _put_first_on_path(import_path(root))
     if not _is_path(tasks, root):
         try:
             return importlib.import_module(tasks)
@@ -236,8 +252,7 @@ def load_module(tasks: str, root: Path) -> ModuleType:
             f"task module {tasks} not found under {root}",
             "pass a path or dotted module, or set [tool.aeromancy] tasks",
         )
-    if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
+    _put_first_on_path([path.parent])
     module_spec = importlib.util.spec_from_file_location(path.stem, path)
     if module_spec is None or module_spec.loader is None:
         raise NotFound(f"task module {tasks} cannot be loaded as Python", "name a .py file")

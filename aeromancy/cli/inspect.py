@@ -96,9 +96,10 @@ def graph(ctx: click.Context, tasks: str | None, fmt: str, output: Path | None) 
         output.write_text(text, encoding="utf-8")
 
 
-def _when(stamp: str) -> str:
+def _when(stamp: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Return an ISO timestamp in local time, or the text itself when it does not parse."""
     try:
-        return datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M:%S")
+        return datetime.fromisoformat(stamp).astimezone().strftime(fmt)
     except ValueError:
         return stamp or "?"
 
@@ -163,18 +164,23 @@ def runs(ctx: click.Context, task_name: str | None, limit: int) -> None:
     if task_name is not None:
         records = [r for r in records if r.get("task") == task_name]
     table = Table(show_edge=False)
-    for column in ("run", "task", "status", "started", "took", "outputs", "commit"):
-        table.add_column(column)
+    table.add_column("run", no_wrap=True)
+    table.add_column("task")
+    table.add_column("status")
+    table.add_column("started", no_wrap=True)
+    table.add_column("took", no_wrap=True)
+    table.add_column("outputs")
+    table.add_column("commit", no_wrap=True)
     for record in records[:limit]:
         outputs = ", ".join(f"{o['name']}:{o['label']}" for o in record.get("outputs", ()))
         status = str(record.get("status", "?"))
         colour = "green" if status == "succeeded" else "red"
-        commit = str(record.get("git_commit", ""))[:10] + ("*" if record.get("git_dirty") else "")
+        commit = str(record.get("git_commit", ""))[:7] + ("*" if record.get("git_dirty") else "")
         table.add_row(
             escape(str(record.get("run_id"))),
             escape(str(record.get("task"))),
             f"[{colour}]{status}[/]",
-            _when(str(record.get("started", ""))),
+            _when(str(record.get("started", "")), "%m-%d %H:%M:%S"),
             _duration(record),
             escape(outputs) or "-",
             commit or "-",
