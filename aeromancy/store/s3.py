@@ -158,15 +158,23 @@ class S3Backend:
                 "check AWS_ENDPOINT_URL and the network, then try again",
             ) from exc
         except botocore.exceptions.ClientError as exc:
-            raise StoreUnavailable(
-                f"{self.describe()} refused the request: {_code(exc)} {_message(exc)}".rstrip(),
-                _hint_for(_code(exc)),
-            ) from exc
+            raise _refused(self.describe(), exc) from exc
         except (S3UploadFailedError, S3TransferFailedError) as exc:
+            # The transfer manager wraps the service's answer; report that answer.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, botocore.exceptions.ClientError):
+                raise _refused(self.describe(), cause) from exc
             raise StoreUnavailable(
                 f"transfer to {self.describe()} failed: {exc}",
                 "check the bucket, credentials and network, then try again",
             ) from exc
+
+
+def _refused(where: str, exc: botocore.exceptions.ClientError) -> StoreUnavailable:
+    code = _code(exc)
+    return StoreUnavailable(
+        f"{where} refused the request: {code} {_message(exc)}".rstrip(), _hint_for(code)
+    )
 
 
 def _code(exc: botocore.exceptions.ClientError) -> str:
