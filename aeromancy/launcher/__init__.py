@@ -52,9 +52,14 @@ def run_committed(
     options: RunOptions,
     committed: CommittedTree,
     console: Console,
+    *,
     identity_overrides: dict[str, str] | None = None,
+    invocation: str | None = None,
 ) -> int:
-    """Build (or reuse) the image of ``committed`` and run ``options`` in it; return the code."""
+    """Build (or reuse) the image of ``committed`` and run ``options`` in it; return the code.
+
+    ``invocation`` (default: a fresh id) becomes the ``group`` of every run record written.
+    """
     from aeromancy.launcher.container import ContainerSpec, new_invocation_id, run_container
     from aeromancy.launcher.image import ensure_image, plan_image
 
@@ -62,7 +67,7 @@ def run_committed(
     recipe = plan_image(settings.project, committed, settings.base_image, packages, console)
     image = ensure_image(recipe, console)
     identity = run_identity(settings.root, image, identity_overrides or {})
-    spec = ContainerSpec(image.id, settings, options, identity, new_invocation_id())
+    spec = ContainerSpec(image.id, settings, options, identity, invocation or new_invocation_id())
     return run_container(spec)
 
 
