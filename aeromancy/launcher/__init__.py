@@ -60,8 +60,15 @@ def run_committed(
 
     ``invocation`` (default: a fresh id) becomes the ``group`` of every run record written.
     """
-    from aeromancy.launcher.container import ContainerSpec, new_invocation_id, run_container
+    from aeromancy.launcher.container import (
+        ContainerSpec,
+        check_extra_env_vars,
+        new_invocation_id,
+        run_container,
+    )
     from aeromancy.launcher.image import ensure_image, plan_image
+
+    check_extra_env_vars(options, os.environ)  # before a build, not after
 
     packages = (*settings.debian_packages, *options.extra_debian_packages)
     recipe = plan_image(settings.project, committed, settings.base_image, packages, console)

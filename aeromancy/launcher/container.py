@@ -96,16 +96,20 @@ def container_environment(spec: ContainerSpec, host_env: Mapping[str, str]) -> d
     }
     if os.getuid() != 0:
         values["HOME"] = "/tmp"
-    values.update(
-        {name: host_env[name] for name in spec.settings.env_passthrough if name in host_env}
-    )
-    for name in spec.options.extra_env_vars:
+    passthrough = (*CREDENTIAL_VARS, *spec.settings.env_passthrough)
+    values.update({name: host_env[name] for name in passthrough if name in host_env})
+    check_extra_env_vars(spec.options, host_env)
+    values.update({name: host_env[name] for name in spec.options.extra_env_vars})
+    return values
+
+
+def check_extra_env_vars(options: RunOptions, host_env: Mapping[str, str]) -> None:
+    """Raise UsageError naming the first ``--extra-env-var`` that is not set on the host."""
+    for name in options.extra_env_vars:
         if name not in host_env:
             raise UsageError(
                 f"--extra-env-var {name}: {name} is not set here", f"export {name}=... first"
             )
-        values[name] = host_env[name]
-    return values
 
 
 def docker_run_args(
@@ -116,7 +120,7 @@ def docker_run_args(
     for name in by_name:
         args += ["-e", name]
     if spec.options.debug_shell:
-        args += ["-i", "-t"]
+        args += ["-i", "-t"] if sys.stdin.isatty() else ["-i"]
     elif sys.stdout.isatty():
         args.append("-t")
     for path in _mounts(spec.settings.store):
