@@ -17,6 +17,7 @@ TEMPLATE_NAME = "Dockerfile.template"
 VENV = "/opt/aeromancy/venv"
 PLACEHOLDERS = ("base_image", "debian_packages", "python_dependencies", "aeromancy", "project_code")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
+CODE_BLOCK = "COPY code/ /app/"
 
 
 def default_template() -> str:
@@ -46,7 +47,7 @@ def render(
         "debian_packages": _debian_block(debian_packages),
         "python_dependencies": _python_block(has_python_pins),
         "aeromancy": _self_block(has_self_wheel),
-        "project_code": "COPY code/ /app/",
+        "project_code": CODE_BLOCK,
     }
     return _PLACEHOLDER.sub(lambda match: blocks[match.group(1)], template)
 
@@ -88,3 +89,9 @@ def _self_block(has_wheel: bool) -> str:
             f" && {VENV}/bin/pip check && rm -rf /tmp/aeromancy-self",
         ]
     )
+
+
+def split_at_code(dockerfile: str) -> tuple[str, str]:
+    """Return (everything before the code layer, the code layer and what follows it)."""
+    at = dockerfile.index(CODE_BLOCK)
+    return dockerfile[:at], dockerfile[at:]

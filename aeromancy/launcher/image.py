@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from aeromancy.errors import ImageBuildError, InfrastructureError
 from aeromancy.launcher import debian
 from aeromancy.launcher.baseimage import BaseImage, resolve_base_image
-from aeromancy.launcher.dockerfile import TEMPLATE_NAME, default_template, render
+from aeromancy.launcher.dockerfile import TEMPLATE_NAME, default_template, render, split_at_code
 from aeromancy.launcher.engine import docker_client
 from aeromancy.launcher.git_gate import CommittedTree, git
 from aeromancy.launcher.lockfile import LOCKFILE, export_requirements
@@ -99,9 +99,33 @@ def ensure_image(recipe: ImageRecipe, console: Console) -> RunImage:
         pass
     except docker.errors.APIError as exc:
         raise InfrastructureError(f"Docker could not look up {recipe.tag}: {exc}") from exc
-    context = _build_context(recipe, console)
-    image_id = _build(recipe, context, console)
+    # Two builds: the dependency image (everything before the code), found by its own tag,
+    # then the code on top. A code-only commit sends only the code and builds one layer.
+    head, tail = split_at_code(recipe.dockerfile)
+    dependencies = dependency_tag(recipe, head)
+    if not _exists(dependencies):
+        _build(dependencies, _dependency_context(recipe, head, console), console)
+    code_dockerfile = f"FROM {dependencies}\n{tail}"
+    image_id = _build(recipe.tag, _code_context(recipe, code_dockerfile), console)
     return RunImage(recipe, image_id, built=True)
+
+
+def dependency_tag(recipe: ImageRecipe, head: str) -> str:
+    """Return the tag of the image holding everything but the project's code."""
+    digest = hashlib.sha256()
+    for part in (recipe.base.id, head, recipe.lockfile_hash, self_identity()):
+        digest.update(part.encode() + b"\0")
+    return f"{repository_name(recipe.project)}:deps-{digest.hexdigest()[:24]}"
+
+
+def _exists(tag: str) -> bool:
+    try:
+        docker_client().images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.APIError as exc:
+        raise InfrastructureError(f"Docker could not look up {tag}: {exc}") from exc
+    return True
 
 
 def _committed_file(committed: CommittedTree, name: str) -> str | None:
@@ -109,8 +133,17 @@ def _committed_file(committed: CommittedTree, name: str) -> str | None:
     return shown.stdout if shown.returncode == 0 else None
 
 
-def _build_context(recipe: ImageRecipe, console: Console) -> bytes:
-    """Return the build context as an uncompressed tar."""
+def _code_context(recipe: ImageRecipe, dockerfile: str) -> bytes:
+    """Return the code image's build context: its Dockerfile and the committed tree."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        _add_bytes(tar, "Dockerfile", dockerfile.encode())
+        _add_commit(tar, _commit_archive(recipe.committed))
+    return buffer.getvalue()
+
+
+def _dependency_context(recipe: ImageRecipe, dockerfile: str, console: Console) -> bytes:
+    """Return the dependency image's build context: wheels, .deb files, Aeromancy's wheel."""
     code = _commit_archive(recipe.committed)
     with tempfile.TemporaryDirectory(prefix="aeromancy-context-") as scratch:
         # pdm reads only these two files; they come from the commit, not the working tree.
@@ -127,7 +160,7 @@ def _build_context(recipe: ImageRecipe, console: Console) -> bytes:
         deb_names = debian.download_debs(recipe.debian_packages, recipe.base, debs)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
-            _add_bytes(tar, "Dockerfile", recipe.dockerfile.encode())
+            _add_bytes(tar, "Dockerfile", dockerfile.encode())
             _add_bytes(tar, ".aeromancy/wheels/requirements.txt", requirements.encode())
             for wheel in sorted(wheels.values()):
                 _add_file(tar, f".aeromancy/wheels/{wheel.name}", wheel)
@@ -135,7 +168,6 @@ def _build_context(recipe: ImageRecipe, console: Console) -> bytes:
                 _add_file(tar, f".aeromancy/debs/{name}", debs / name)
             if self_dist.wheel is not None:
                 _add_file(tar, f".aeromancy/self/{self_dist.wheel.name}", self_dist.wheel)
-            _add_commit(tar, code)
         return buffer.getvalue()
 
 
@@ -194,22 +226,23 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
         tar.addfile(info, handle)
 
 
-def _build(recipe: ImageRecipe, context: bytes, console: Console) -> str:
+def _build(tag: str, context: bytes, console: Console) -> str:
+    """Build ``context`` (no network) as ``tag``; return the image id."""
     try:
         stream = docker_client().api.build(
             fileobj=io.BytesIO(context),
             custom_context=True,
-            tag=recipe.tag,
+            tag=tag,
             rm=True,
             forcerm=True,
             pull=False,
             network_mode="none",
             decode=True,
         )
-        _follow(stream, console, recipe.tag)
-        return str(docker_client().images.get(recipe.tag).id)
+        _follow(stream, console, tag)
+        return str(docker_client().images.get(tag).id)
     except docker.errors.DockerException as exc:
-        raise ImageBuildError(f"building {recipe.tag} failed: {exc}") from exc
+        raise ImageBuildError(f"building {tag} failed: {exc}") from exc
 
 
 def _follow(stream: Iterator[dict[str, Any]], console: Console, tag: str) -> None:

@@ -1,0 +1,169 @@
+"""Benchmark the launcher: start-up with the image built, code-only rebuild, full build.
+
+Runs against the real Docker engine with a local Debian base image (built with
+mmdebstrap when missing, since no registry can be pulled from here). Prints a
+table of medians beside their targets. Usage: ``.venv/bin/python bench/bench_launcher.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+from rich.console import Console
+from rich.table import Table
+
+from aeromancy.launcher.git_gate import check_committed_tree
+from aeromancy.launcher.image import ensure_image, plan_image
+from aeromancy.launcher.lockfile import check_lockfile
+from aeromancy.settings import load_settings
+
+BASE_TAG = "aeromancy-bench-base:bookworm"
+AEROMANCY = str(Path(sys.executable).parent / "aeromancy")
+QUIET = Console(stderr=True, quiet=True)
+
+PIPELINE = """\
+import time
+
+from aeromancy import Context, task
+
+
+@task(outputs=["stamp"])
+def stamp(ctx: Context) -> None:
+    print(f"TASK-START {time.time():.6f}", flush=True)
+    out = ctx.workdir / "stamp.txt"
+    out.write_text("x")
+    ctx.save("stamp", out)
+"""
+
+
+def base_image() -> str:
+    """Return the local base image tag, building it with mmdebstrap when missing."""
+    client = docker.from_env()
+    try:
+        client.images.get(BASE_TAG)
+        return BASE_TAG
+    except docker.errors.ImageNotFound:
+        pass
+    bootstrap = subprocess.Popen(
+        ["mmdebstrap", "--quiet", "--variant=minbase", "--include=python3,python3-venv,python3-pip"]
+        + ["bookworm", "-", "http://deb.debian.org/debian"],
+        stdout=subprocess.PIPE,
+    )
+    subprocess.run(["docker", "import", "-", BASE_TAG], stdin=bootstrap.stdout, check=True)
+    bootstrap.wait()
+    return BASE_TAG
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=b", "-c", "user.email=b@example.com", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def make_project(folder: Path, base: str) -> Path:
+    root = folder / "bench"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "bench"\nversion = "0.1.0"\nrequires-python = ">=3.10"\n'
+        f"dependencies = []\n\n[tool.pdm]\ndistribution = false\n\n"
+        f'[tool.aeromancy]\nbase_image = "{base}"\n'
+    )
+    (root / "pipeline.py").write_text(PIPELINE)
+    (root / ".gitignore").write_text(".venv/\n__pycache__/\n.pdm-python\n")
+    env = {**os.environ, "PDM_USE_VENV": "false", "PDM_CHECK_UPDATE": "false"}
+    subprocess.run(["pdm", "lock", "-q", "--project", str(root)], env=env, check=True)
+    git(root, "init", "-q", "-b", "main")
+    commit(root)
+    return root
+
+
+def commit(root: Path) -> None:
+    (root / "nonce.txt").write_text(uuid.uuid4().hex)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "bench")
+
+
+def build(root: Path, base: str | None = None) -> float:
+    """Return the seconds to gate, plan and build (or reuse) the project's image."""
+    started = time.monotonic()
+    settings = load_settings(root)
+    committed = check_committed_tree(root)
+    check_lockfile(root, committed)
+    recipe = plan_image(settings.project, committed, base or settings.base_image, [], QUIET)
+    ensure_image(recipe, QUIET)
+    return time.monotonic() - started
+
+
+def time_to_first_task(root: Path, store: Path) -> float:
+    """Return seconds from starting ``aeromancy run`` to the task's first line."""
+    started = time.time()
+    done = subprocess.run(
+        [AEROMANCY, "--store", str(store), "run", "--tracker", "none", "--force"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("TASK-START"))
+    return float(line.split()[1]) - started
+
+
+def fresh_base(base: str) -> str:
+    """Return a new image id equal to ``base`` in content, so no build cache applies."""
+    client = docker.from_env()
+    dockerfile = f"FROM {base}\nLABEL bench.nonce={uuid.uuid4().hex}\n".encode()
+    import io
+
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), rm=True)
+    return str(image.id)
+
+
+def median(runs: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(runs))
+
+
+def main() -> None:
+    console = Console()
+    base = base_image()
+    with tempfile.TemporaryDirectory(prefix="aeromancy-bench-") as scratch:
+        folder = Path(scratch)
+        root = make_project(folder, base)
+        store = folder / "store"
+        build(root)  # warm: wheelhouse, Aeromancy wheel, dependency layers
+        startup = median(5, lambda: time_to_first_task(root, store))
+
+        def code_only() -> float:
+            commit(root)
+            return build(root)
+
+        rebuild = median(3, code_only)
+        full = build(root, fresh_base(base))
+    table = Table(title="launcher benchmark (median seconds)", title_justify="left")
+    for column in ("measurement", "seconds", "target", "seconds / target"):
+        table.add_column(column, justify="right" if column != "measurement" else "left")
+    rows = [
+        ("`aeromancy run` to first task, image built (n=5)", startup, 3.0),
+        ("rebuild after a code-only commit (n=3)", rebuild, 15.0),
+        ("full build from the base image, warm wheelhouse (n=1)", full, None),
+    ]
+    for label, seconds, target in rows:
+        ratio = f"{seconds / target:.2f}" if target else "-"
+        table.add_row(label, f"{seconds:.2f}", f"{target:.0f}" if target else "-", ratio)
+    console.print(table)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
