@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeromancy import __version__
+from aeromancy.cache_files import cache_path
 from aeromancy.context import Context, SavedOutput
 from aeromancy.errors import AeromancyError, InfrastructureError, UsageError
 from aeromancy.fingerprint import CodeIdentity, CodeScanner, fingerprint
@@ -204,7 +205,7 @@ class Executor:
 def code_identities(plan: Plan, root: Path, tasks: str) -> dict[str, CodeIdentity]:
     """Return the code identity of each planned task (computed once per module)."""
     search = [Path(root / tasks).parent, *import_path(root)] if tasks.endswith(".py") else None
-    scanner = CodeScanner(root, search or import_path(root))
+    scanner = CodeScanner(root, search or import_path(root), cache_path())
     return {
         name: scanner.identity_of_module(plan.graph.specs[name].module_name) for name in plan.order
     }
