@@ -230,6 +230,7 @@ class TaskRun:
         self.run_id = new_run_id()
         self.metrics: dict[str, Any] = {}
         self.started = ""
+        self.infrastructure: AeromancyError | None = None
 
     def execute(self) -> TaskResult:
         """Run the task function and settle its outputs and record; never raises for its errors."""
@@ -250,12 +251,15 @@ class TaskRun:
         try:
             error, saved = self._call(scratch, tracked.log)
             outputs: list[ArtifactVersion] = []
-            infrastructure: AeromancyError | None = None
             if error is None:
                 try:
                     outputs = self._publish(saved)
                 except AeromancyError as exc:
-                    infrastructure, error = exc, f"publishing outputs failed: {exc}"
+                    # A refused output (a file changed while read, a link out of the
+                    # artifact) is the task's failure; an unreachable store is ours.
+                    if isinstance(exc, InfrastructureError):
+                        self.infrastructure = exc
+                    error = f"publishing outputs failed: {exc}"
         finally:
             _remove_tree(scratch)
         if outputs:
@@ -264,13 +268,13 @@ class TaskRun:
         record = self._record(outputs, error, tracked.path)
         try:
             self.ex.store.put_run_record(inv.project, self.run_id, record, namespace=inv.namespace)
-        except AeromancyError as exc:
-            infrastructure = infrastructure or exc
+        except InfrastructureError as exc:
+            self.infrastructure = self.infrastructure or exc
         tracked.finish(record, error is None)
         self.ex.remember(record)
         outcome = Outcome.RAN if error is None else Outcome.FAILED
         return TaskResult(
-            self.spec.name, outcome, self.run_id, outputs, error, infrastructure=infrastructure
+            self.spec.name, outcome, self.run_id, outputs, error, infrastructure=self.infrastructure
         )
 
     def _call(
@@ -302,7 +306,9 @@ class TaskRun:
         )
         try:
             self.spec.fn(ctx, **self.config)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, InfrastructureError):  # e.g. the store failed in ctx.load
+                self.infrastructure = exc
             return traceback.format_exc()[-MAX_ERROR_CHARS:], {}
         saved = ctx.saved_outputs()
         missing = [name for name in self.spec.outputs if name not in saved]
