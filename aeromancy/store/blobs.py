@@ -1,0 +1,62 @@
+"""Content-addressed blobs: hash each file as a stream, upload only what is missing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aeromancy.errors import UsageError
+from aeromancy.store.backend import Backend, ProgressCallback
+from aeromancy.store.hashing import sha256_file
+from aeromancy.store.layout import blob_key
+from aeromancy.store.manifest import FileEntry
+from aeromancy.store.paths import SourceFile
+
+
+class BlobStore:
+    """The ``blobs/sha256/`` part of a store, moved in parallel by ``workers`` threads."""
+
+    def __init__(self, backend: Backend, workers: int) -> None:
+        self.backend = backend
+        self.workers = max(1, workers)
+
+    def has(self, sha256_hex: str) -> bool:
+        """Return True when the blob is present in the store."""
+        return self.backend.exists(blob_key(sha256_hex))
+
+    def has_all(self, digests: Iterable[str]) -> bool:
+        """Return True when every blob is present (an empty set is present)."""
+        unique = sorted(set(digests))
+        with ThreadPoolExecutor(self._pool_size(len(unique))) as pool:
+            return all(pool.map(self.has, unique))
+
+    def put_files(self, files: list[SourceFile], progress: ProgressCallback) -> list[FileEntry]:
+        """Hash and upload ``files``, skipping blobs already present; return their entries."""
+        with ThreadPoolExecutor(self._pool_size(len(files))) as pool:
+            return list(pool.map(lambda source: self._put_one(source, progress), files))
+
+    def _pool_size(self, jobs: int) -> int:
+        return max(1, min(self.workers, jobs))
+
+    def _put_one(self, source: SourceFile, progress: ProgressCallback) -> FileEntry:
+        before = _signature(source.local)
+        sha256_hex = sha256_file(source.local)
+        key = blob_key(sha256_hex)
+        if self.backend.exists(key):
+            progress(before[0])
+        else:
+            self.backend.upload_file(key, source.local, progress)
+        # A file rewritten while we read it would be stored under the wrong digest.
+        if _signature(source.local) != before:
+            raise UsageError(
+                f"{source.local} changed while it was being pushed",
+                "push again once nothing writes to it",
+            )
+        return FileEntry(source.path, before[0], sha256_hex)
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns

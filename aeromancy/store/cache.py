@@ -1,0 +1,81 @@
+"""The local read cache: verified copies of blobs, handed out read-only.
+
+Layout: ``<cache>/blobs/sha256/<2 hex>/<64 hex>``, each entry mode 0444. Every
+entry is hashed again before use, so a corrupted entry is noticed, dropped and
+fetched again rather than handed to a task.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from aeromancy.errors import InfrastructureError
+from aeromancy.store.backend import Backend, ProgressCallback
+from aeromancy.store.hashing import sha256_file
+from aeromancy.store.layout import blob_key
+
+READ_ONLY = 0o444
+#: Errors of os.link that mean "copy instead": other filesystem, no links, too many links.
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
+
+
+class BlobCache:
+    """Verified local copies of the blobs of one store."""
+
+    def __init__(self, root: Path, backend: Backend) -> None:
+        self.root = root
+        self.backend = backend
+
+    def entry_path(self, sha256_hex: str) -> Path:
+        """Return where the cache keeps a blob (it may not be there)."""
+        return self.root / blob_key(sha256_hex)
+
+    def fetch(self, sha256_hex: str, progress: ProgressCallback | None = None) -> Path:
+        """Return the path of a verified, read-only cached copy of the blob.
+
+        Downloads it when absent or corrupt; raises NotFound when the store lacks
+        it and InfrastructureError when the store's copy does not match its digest.
+        """
+        entry = self.entry_path(sha256_hex)
+        if entry.is_file():
+            if sha256_file(entry) == sha256_hex:
+                if progress is not None:
+                    progress(entry.stat().st_size)
+                return entry
+            entry.unlink()  # corrupt: fall through and fetch it again
+        return self._download(sha256_hex, entry, progress)
+
+    def _download(self, sha256_hex: str, entry: Path, progress: ProgressCallback | None) -> Path:
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        temp = tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+        try:
+            self.backend.download_file(blob_key(sha256_hex), temp, progress)
+            if sha256_file(temp) != sha256_hex:
+                raise InfrastructureError(
+                    f"blob {sha256_hex} in {self.backend.describe()} does not match its digest",
+                    "the store is corrupt; push the artifact again",
+                )
+            os.chmod(temp, READ_ONLY)
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, entry)
+        finally:
+            temp.unlink(missing_ok=True)
+        return entry
+
+
+def place_read_only(source: Path, dest: Path) -> None:
+    """Put a read-only copy of ``source`` at ``dest``: a hard link when possible, else a copy."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+        return
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+    shutil.copyfile(source, dest)
+    os.chmod(dest, READ_ONLY)

@@ -1,0 +1,104 @@
+"""Path safety: which files a push takes, and which relative paths a manifest may hold.
+
+A pushed directory contributes its regular files at relative, normalised POSIX
+paths. Nothing may escape it: ``..`` and absolute paths are refused, and so are
+symlinks whose target lies outside the directory. Empty directories are dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from aeromancy.errors import InvalidName, UsageError
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file about to be pushed: its path inside the artifact and on disk."""
+
+    path: str
+    local: Path
+    size: int
+
+
+def check_relative_path(path: str) -> str:
+    """Return ``path`` if it is a relative, normalised POSIX path; raise InvalidName if not."""
+    pure = PurePosixPath(path)
+    problem = None
+    if not path or path in (".", "/"):
+        problem = "is empty"
+    elif pure.is_absolute() or path.startswith("\\") or (len(path) > 1 and path[1] == ":"):
+        problem = "is absolute"
+    elif ".." in pure.parts:
+        problem = "contains '..'"
+    elif str(pure) != path or "." in pure.parts or "\\" in path or "\x00" in path:
+        problem = "is not normalised"
+    if problem:
+        raise InvalidName(
+            f"artifact file path {path!r} {problem}",
+            "paths inside an artifact are relative, normalised and stay inside it",
+        )
+    return path
+
+
+def collect_files(source: Path) -> list[SourceFile]:
+    """Return the files a push of ``source`` takes, sorted by path.
+
+    A file gives one entry named by its basename; a directory gives its files
+    recursively. Raises UsageError when ``source`` is missing or holds no files,
+    InvalidName when a symlink leads outside it.
+    """
+    if not source.exists():
+        raise UsageError(f"{source} does not exist", "give the path of a file or directory")
+    if source.is_file():
+        return [SourceFile(check_relative_path(source.name), source, source.stat().st_size)]
+    if not source.is_dir():
+        raise UsageError(f"{source} is not a regular file or directory", "push a file or a folder")
+    root_real = os.path.realpath(source)
+    files = sorted(_walk(source, "", root_real, frozenset({root_real})), key=lambda f: f.path)
+    if not files:
+        raise UsageError(f"{source} holds no files", "push a directory with at least one file")
+    return files
+
+
+def _inside(path_real: str, root_real: str) -> bool:
+    return path_real == root_real or path_real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _walk(directory: Path, rel: str, root_real: str, ancestors: frozenset[str]) -> list[SourceFile]:
+    found: list[SourceFile] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            rel_path = f"{rel}/{entry.name}" if rel else entry.name
+            found.extend(_entry_files(entry, rel_path, root_real, ancestors))
+    return found
+
+
+def _entry_files(
+    entry: os.DirEntry[str], rel_path: str, root_real: str, ancestors: frozenset[str]
+) -> list[SourceFile]:
+    check_relative_path(rel_path)
+    real = os.path.realpath(entry.path)
+    if entry.is_symlink() and not _inside(real, root_real):
+        raise InvalidName(
+            f"symlink {rel_path} points outside the pushed directory (to {real})",
+            "replace the link with a copy of its target, or push the target itself",
+        )
+    try:
+        info = os.stat(entry.path)
+    except FileNotFoundError as exc:
+        raise UsageError(
+            f"symlink {rel_path} is broken", "remove it or point it at an existing file"
+        ) from exc
+    if stat.S_ISDIR(info.st_mode):
+        if real in ancestors:
+            raise InvalidName(f"symlink {rel_path} makes a loop", "remove the looping link")
+        return _walk(Path(entry.path), rel_path, root_real, ancestors | {real})
+    if stat.S_ISREG(info.st_mode):
+        return [SourceFile(rel_path, Path(entry.path), info.st_size)]
+    raise UsageError(
+        f"{rel_path} is not a regular file (socket, fifo or device)", "remove it before pushing"
+    )

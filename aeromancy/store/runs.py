@@ -1,0 +1,69 @@
+"""Run records: one JSON document per task run, written once."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aeromancy.errors import InfrastructureError, NotFound, UsageError
+from aeromancy.names import check_name
+from aeromancy.store.backend import Backend
+from aeromancy.store.layout import run_record_key, runs_prefix
+from aeromancy.store.manifest import Namespace
+
+
+def put_run_record(
+    backend: Backend, namespace: Namespace, project: str, run_id: str, record: dict[str, Any]
+) -> None:
+    """Write a run record; raise UsageError if one with this id already exists."""
+    check_name(run_id, "run id")
+    data = json.dumps(record, indent=2, sort_keys=True).encode()
+    if not backend.create(run_record_key(namespace, project, run_id), data):
+        raise UsageError(
+            f"run record {project}/{run_id} already exists", "run records are written once"
+        )
+
+
+def get_run_record(
+    backend: Backend, namespace: Namespace, project: str, run_id: str
+) -> dict[str, Any]:
+    """Return one run record; raise NotFound when there is none with this id."""
+    check_name(run_id, "run id")
+    key = run_record_key(namespace, project, run_id)
+    data = backend.read_bytes(key)
+    if data is None:
+        raise NotFound(
+            f"no run {run_id} in project {project}", "`aeromancy runs` lists the recorded runs"
+        )
+    return _decode(data, key)
+
+
+def list_run_records(
+    backend: Backend, namespace: Namespace, project: str, workers: int
+) -> list[dict[str, Any]]:
+    """Return every run record of ``project``, ordered by run id ([] when none)."""
+    prefix = runs_prefix(namespace, project)
+    keys = [key for key in backend.list_prefix(prefix) if _is_record(key[len(prefix) :])]
+
+    def load(key: str) -> dict[str, Any] | None:
+        data = backend.read_bytes(key)
+        return None if data is None else _decode(data, key)
+
+    with ThreadPoolExecutor(max(1, min(workers, len(keys)))) as pool:
+        return [record for record in pool.map(load, keys) if record is not None]
+
+
+def _is_record(rest: str) -> bool:
+    # Only direct children of the prefix: runs/<project>/<run-id>.json.
+    return rest.endswith(".json") and "/" not in rest
+
+
+def _decode(data: bytes, key: str) -> dict[str, Any]:
+    try:
+        record = json.loads(data)
+    except ValueError as exc:
+        raise InfrastructureError(f"run record {key} is not valid JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise InfrastructureError(f"run record {key} is not a JSON object")
+    return record

@@ -1,0 +1,195 @@
+"""S3Backend: the store in an S3 bucket (or any S3-compatible server) through boto3.
+
+boto3 finds credentials through its standard chain and honours ``AWS_ENDPOINT_URL``
+(MinIO, Ceph, moto). Manifests and run records use a conditional PUT with
+``If-None-Match: *``, so the bucket needs no versioning and no locks. Large blobs
+go up in parts with boto3's transfer manager. botocore retries throttling, 5xx
+and dropped connections with backoff, a bounded number of times
+(``AEROMANCY_S3_MAX_ATTEMPTS``, default 5); after that the store is unavailable (exit 3).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+import botocore.exceptions
+from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from aeromancy.errors import NotFound, StoreUnavailable
+from aeromancy.store.backend import ProgressCallback
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MAX_ATTEMPTS_ENV = "AEROMANCY_S3_MAX_ATTEMPTS"
+DEFAULT_MAX_ATTEMPTS = 5
+#: Parts of 16 MiB, 8 in flight: ~128 MiB of buffers at most, and few requests per GiB.
+TRANSFER = TransferConfig(
+    multipart_threshold=64 << 20,
+    multipart_chunksize=16 << 20,
+    max_concurrency=8,
+    max_io_queue=16,
+)
+_MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+_CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+def max_attempts() -> int:
+    """Return how many times one request is tried before the store counts as unavailable."""
+    text = os.environ.get(MAX_ATTEMPTS_ENV, "")
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_ATTEMPTS
+
+
+def make_client() -> S3Client:
+    """Return an S3 client with bounded standard-mode retries and a pool for many threads."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts()},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=64,
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+class S3Backend:
+    """A store under ``s3://bucket/prefix``."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client or make_client()
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def read_bytes(self, key: str) -> bytes | None:
+        with self._translated():
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                return response["Body"].read()
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in _MISSING_CODES:
+                    return None
+                raise
+
+    def create(self, key: str, data: bytes) -> bool:
+        with self._translated():
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+                )
+                return True
+            except botocore.exceptions.ClientError as exc:
+                # 409: a rival conditional write to this key is in flight; it will win or
+                # fail, and either way this number is not ours to take.
+                if _code(exc) in _CONFLICT_CODES:
+                    return False
+                raise
+
+    def upload_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
+        with self._translated():
+            self.client.upload_file(
+                str(path), self.bucket, self._key(key), Config=TRANSFER, Callback=progress
+            )
+
+    def download_file(self, key: str, dest: Path, progress: ProgressCallback | None = None) -> None:
+        with self._translated():
+            try:
+                self.client.download_file(
+                    self.bucket, self._key(key), str(dest), Config=TRANSFER, Callback=progress
+                )
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in _MISSING_CODES:
+                    raise NotFound(f"{key} is missing from {self.describe()}") from exc
+                raise
+
+    def exists(self, key: str) -> bool:
+        with self._translated():
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+                return True
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in _MISSING_CODES:
+                    return False
+                raise
+
+    def list_prefix(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        strip = len(self._key(""))
+        keys: list[str] = []
+        with self._translated():
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn botocore's failures into StoreUnavailable (exit 3) with a hint."""
+        try:
+            yield
+        except botocore.exceptions.NoCredentialsError as exc:
+            raise StoreUnavailable(
+                f"no AWS credentials for {self.describe()}",
+                "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
+            ) from exc
+        except (
+            botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectionError,
+            botocore.exceptions.HTTPClientError,
+        ) as exc:
+            raise StoreUnavailable(
+                f"cannot reach {self.describe()} after {max_attempts()} attempts: {exc}",
+                "check AWS_ENDPOINT_URL and the network, then try again",
+            ) from exc
+        except botocore.exceptions.ClientError as exc:
+            raise _refused(self.describe(), exc) from exc
+        except (S3UploadFailedError, S3TransferFailedError) as exc:
+            # The transfer manager wraps the service's answer; report that answer.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, botocore.exceptions.ClientError):
+                raise _refused(self.describe(), cause) from exc
+            raise StoreUnavailable(
+                f"transfer to {self.describe()} failed: {exc}",
+                "check the bucket, credentials and network, then try again",
+            ) from exc
+
+
+def _refused(where: str, exc: botocore.exceptions.ClientError) -> StoreUnavailable:
+    code = _code(exc)
+    return StoreUnavailable(
+        f"{where} refused the request: {code} {_message(exc)}".rstrip(), _hint_for(code)
+    )
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _message(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+def _hint_for(code: str) -> str:
+    hints = {
+        "NoSuchBucket": "create the bucket, or fix the bucket name in --store / AEROMANCY_STORE",
+        "AccessDenied": "check that your credentials may read and write this bucket",
+        "InvalidAccessKeyId": "check AWS_ACCESS_KEY_ID / AWS_PROFILE",
+        "SignatureDoesNotMatch": "check AWS_SECRET_ACCESS_KEY",
+    }
+    return hints.get(code, "check the bucket, credentials and AWS_ENDPOINT_URL")

@@ -1,0 +1,246 @@
+"""The store facade: what the rest of Aeromancy calls (see docs/architecture.md).
+
+Layers, bottom up: a raw :class:`~aeromancy.store.backend.Backend` (local or S3),
+content-addressed blobs (:mod:`.blobs`), manifests (:mod:`.versions`), the read
+cache (:mod:`.cache`) and run records (:mod:`.runs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aeromancy import __version__
+from aeromancy.errors import NotFound, UsageError
+from aeromancy.names import check_name
+from aeromancy.settings import default_cache_dir
+from aeromancy.store import runs, versions
+from aeromancy.store.backend import Backend, ProgressCallback
+from aeromancy.store.blobs import BlobStore
+from aeromancy.store.cache import BlobCache, place_read_only
+from aeromancy.store.layout import blob_key, check_namespace
+from aeromancy.store.manifest import ArtifactVersion, FileEntry, Namespace
+from aeromancy.store.paths import check_relative_path, collect_files
+from aeromancy.store.progress import transfer_progress
+from aeromancy.store.refs import Reference, parse_ref
+
+
+class Store:
+    """A versioned artifact store on one backend, read through a local cache."""
+
+    def __init__(self, backend: Backend, cache_dir: Path | None = None, workers: int = 8) -> None:
+        self.backend = backend
+        self.workers = workers
+        self.blobs = BlobStore(backend, workers)
+        self.cache = BlobCache(cache_dir or default_cache_dir(), backend)
+
+    def __repr__(self) -> str:
+        return f"Store({self.backend.describe()!r})"
+
+    def describe(self) -> str:
+        """Return the store location as a user would write it."""
+        return self.backend.describe()
+
+    # -- publishing -------------------------------------------------------------------
+
+    def publish(
+        self,
+        project: str,
+        name: str,
+        source_path: Path | str,
+        *,
+        type: str = "artifact",
+        metadata: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        namespace: str = "tracked",
+    ) -> ArtifactVersion:
+        """Publish a file or directory as the next version of ``project/name``; return it.
+
+        Blobs go first and the manifest last, so a failed or interrupted publish
+        leaves no visible version. Bad names and paths are refused before any write.
+        """
+        draft = ArtifactVersion(
+            project=check_name(project, "project"),
+            name=check_name(name, "artifact"),
+            version=0,
+            type=check_name(type, "artifact type"),
+            files=(),
+            metadata=dict(metadata or {}),
+            run_id=run_id,
+            namespace=check_namespace(namespace),
+            aeromancy_version=__version__,
+        )
+        sources = collect_files(Path(source_path))
+        total = sum(source.size for source in sources)
+        with transfer_progress(f"push {project}/{name}", total) as progress:
+            entries = self.blobs.put_files(sources, progress)
+        return versions.create_version(self.backend, _with_files(draft, entries))
+
+    # -- reading ----------------------------------------------------------------------
+
+    def resolve(
+        self, ref: str, default_project: str, namespace: str = "tracked"
+    ) -> ArtifactVersion:
+        """Return the version ``ref`` names, seen from ``namespace``.
+
+        Tracked sees tracked versions only. Dev resolves ``name``/``name:latest`` to the
+        newest (by creation time) of the dev and tracked versions, and ``name:vN`` /
+        ``name:devN`` to exactly that one. Raises NotFound naming what exists.
+        """
+        view = check_namespace(namespace)
+        parsed = parse_ref(ref)
+        project = parsed.project or check_name(default_project, "project")
+        if parsed.namespace == "dev" and view == "tracked":
+            raise UsageError(
+                f"{parsed.display(project)} is a dev version; tracked runs use tracked versions",
+                "publish it from a tracked run, or run with --dev",
+            )
+        if parsed.version is not None and parsed.namespace is not None:
+            found = versions.read_version(
+                self.backend, parsed.namespace, project, parsed.name, parsed.version
+            )
+        else:
+            found = self._newest(project, parsed.name, view)
+        if found is None:
+            raise self._not_found(parsed, project, view)
+        return found
+
+    def list_versions(
+        self, project: str, name: str, namespace: str = "tracked"
+    ) -> list[ArtifactVersion]:
+        """Return every version of one artifact seen from ``namespace``, oldest first.
+
+        The dev view holds dev and tracked versions ordered by creation time.
+        Returns [] when the artifact has no versions.
+        """
+        wanted: list[tuple[Namespace, str, str, int]] = [
+            (space, project, name, number)
+            for space in _spaces(check_namespace(namespace))
+            for number in versions.version_numbers(self.backend, space, project, name)
+        ]
+        found = versions.read_versions(self.backend, wanted, self.workers)
+        return sorted(found, key=lambda version: (version.created, version.namespace))
+
+    def list_artifacts(self, project: str, namespace: str = "tracked") -> list[ArtifactVersion]:
+        """Return the newest version of every artifact of ``project``, sorted by name.
+
+        The dev view takes the newer of the dev and tracked versions of each name.
+        Returns [] when the project has no artifacts.
+        """
+        wanted: list[tuple[Namespace, str, str, int]] = []
+        for space in _spaces(check_namespace(namespace)):
+            numbers = versions.artifact_numbers(self.backend, space, project)
+            wanted.extend((space, project, name, found[-1]) for name, found in numbers.items())
+        newest: dict[str, ArtifactVersion] = {}
+        for version in versions.read_versions(self.backend, wanted, self.workers):
+            current = newest.get(version.name)
+            if current is None or version.created > current.created:
+                newest[version.name] = version
+        return [newest[name] for name in sorted(newest)]
+
+    def materialize(self, version: ArtifactVersion, dest_dir: Path | str) -> Path:
+        """Write ``version``'s files under ``dest_dir`` read-only and return ``dest_dir``.
+
+        Every blob is verified against its sha256 in the cache first, then hard-linked
+        (or copied across filesystems). Refuses, writing nothing, when a file of the
+        version already exists under ``dest_dir``.
+        """
+        dest = Path(dest_dir)
+        targets = [(dest / check_relative_path(entry.path), entry) for entry in version.files]
+        clashes = [str(target) for target, _ in targets if os.path.lexists(target)]
+        if clashes:
+            raise UsageError(
+                f"{clashes[0]} already exists ({len(clashes)} file(s) of {version.ref} would be "
+                "overwritten)",
+                "pull into an empty or new directory",
+            )
+        digests = sorted({entry.sha256 for entry in version.files})
+        with transfer_progress(f"pull {version.ref}", version.size) as progress:
+            cached = dict(zip(digests, self._fetch_all(digests, progress), strict=True))
+        for target, entry in targets:
+            place_read_only(cached[entry.sha256], target)
+        dest.mkdir(parents=True, exist_ok=True)
+        return dest
+
+    def has_content(self, version: ArtifactVersion) -> bool:
+        """Return True when every blob of ``version`` is still in the store."""
+        return self.blobs.has_all(entry.sha256 for entry in version.files)
+
+    def blob_uri(self, sha256_hex: str) -> str:
+        """Return the URI of a blob: ``file:///...`` locally, ``s3://bucket/prefix/blobs/...``."""
+        return self.backend.uri(blob_key(sha256_hex))
+
+    # -- run records ------------------------------------------------------------------
+
+    def put_run_record(
+        self, project: str, run_id: str, record: dict[str, Any], namespace: str = "tracked"
+    ) -> None:
+        """Write a run record once; raise UsageError if the run id is already recorded."""
+        space = check_namespace(namespace)
+        runs.put_run_record(self.backend, space, check_name(project, "project"), run_id, record)
+
+    def get_run_record(
+        self, project: str, run_id: str, namespace: str = "tracked"
+    ) -> dict[str, Any]:
+        """Return one run record; raise NotFound when there is none."""
+        return runs.get_run_record(self.backend, check_namespace(namespace), project, run_id)
+
+    def list_run_records(self, project: str, namespace: str = "tracked") -> list[dict[str, Any]]:
+        """Return every run record of ``project`` in ``namespace`` by run id ([] when none)."""
+        space = check_namespace(namespace)
+        return runs.list_run_records(self.backend, space, project, self.workers * 2)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _fetch_all(self, digests: list[str], progress: ProgressCallback) -> list[Path]:
+        with ThreadPoolExecutor(max(1, min(self.workers, len(digests)))) as pool:
+            return list(pool.map(lambda digest: self.cache.fetch(digest, progress), digests))
+
+    def _newest(self, project: str, name: str, view: Namespace) -> ArtifactVersion | None:
+        candidates = []
+        for space in _spaces(view):
+            numbers = versions.version_numbers(self.backend, space, project, name)
+            if numbers:
+                candidates.append(
+                    versions.read_version(self.backend, space, project, name, numbers[-1])
+                )
+        present = [version for version in candidates if version is not None]
+        return max(present, key=lambda version: version.created, default=None)
+
+    def _not_found(self, ref: Reference, project: str, view: Namespace) -> NotFound:
+        what = ref.display(project)
+        labels = [version.label for version in self.list_versions(project, ref.name, view)]
+        if labels:
+            return NotFound(
+                f"no artifact version {what}; {project}/{ref.name} has {_summary(labels)}",
+                "pick one of those, or omit the version for the newest",
+            )
+        names = [version.name for version in self.list_artifacts(project, view)]
+        if names:
+            return NotFound(
+                f"no artifact {project}/{ref.name}; project {project} has {_summary(names)}",
+                "check the spelling, or push it with `aeromancy push`",
+            )
+        return NotFound(
+            f"no artifact {project}/{ref.name}: project {project} has no artifacts in "
+            f"{self.describe()}",
+            "push one with `aeromancy push`, or check --store / AEROMANCY_STORE",
+        )
+
+
+def _spaces(view: Namespace) -> tuple[Namespace, ...]:
+    return ("dev", "tracked") if view == "dev" else ("tracked",)
+
+
+def _summary(items: list[str], limit: int = 10) -> str:
+    """Return ``items`` joined for one line, the last ``limit`` of them when there are more."""
+    if len(items) <= limit:
+        return ", ".join(items)
+    return f"{len(items)} (the last: {', '.join(items[-limit:])})"
+
+
+def _with_files(draft: ArtifactVersion, entries: list[FileEntry]) -> ArtifactVersion:
+    return dataclasses.replace(draft, files=tuple(sorted(entries, key=lambda e: e.path)))

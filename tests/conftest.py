@@ -1,0 +1,122 @@
+"""Fixtures shared by every test suite.
+
+- Every test gets its own cache and XDG directories, and dummy AWS credentials, so
+  nothing reads or writes the real home directory or reaches a real AWS account.
+- ``s3_server``: moto's standalone S3 server, a real HTTP server in a subprocess on a
+  free loopback port, started once per session; yields its endpoint URL.
+- ``s3_store_url``: a fresh bucket (versioning off) on that server; returns
+  ``s3://bucket/store`` and points ``AWS_ENDPOINT_URL`` at the server.
+- ``local_store_url``: a store directory under the test's tmp dir.
+- ``store_url``: both of the above, ids ``local`` and ``s3``, for backend contract tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+SERVER_START_TIMEOUT = 30.0
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Point cache, XDG dirs and AWS config at a per-test scratch home; return it."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("AEROMANCY_CACHE", str(home / "aeromancy-cache"))
+    for variable in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(variable, str(home / variable.lower()))
+    monkeypatch.delenv("AEROMANCY_STORE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in DUMMY_AWS.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+    return home
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_serving(endpoint: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise RuntimeError(f"moto server did not answer on {endpoint}")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """Run moto's S3 server on a free loopback port for the session; yield its URL."""
+    port = free_port()
+    env = {**os.environ, **DUMMY_AWS}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(endpoint, process)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def s3_store_url(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Create a fresh bucket (versioning off) and return ``s3://<bucket>/store``."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    bucket = f"test-{uuid.uuid4().hex[:20]}"
+    boto3.session.Session().client("s3").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/store"
+
+
+@pytest.fixture
+def local_store_url(tmp_path: Path) -> str:
+    """Return the path of a not-yet-created local store directory."""
+    return str(tmp_path / "store")
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Return a store URL on each backend in turn (ids ``local`` and ``s3``)."""
+    if request.param == "s3":
+        request.applymarker(pytest.mark.s3)
+        return str(request.getfixturevalue("s3_store_url"))
+    return str(request.getfixturevalue("local_store_url"))
