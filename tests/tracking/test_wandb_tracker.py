@@ -14,10 +14,13 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import pytest
 
 from aeromancy.identity import RunIdentity
+from aeromancy.store import open_store
 from aeromancy.store.manifest import ArtifactVersion, FileEntry
 from aeromancy.tracking.base import TaskRunInfo
 from aeromancy.tracking.wandb import WandbTracker
@@ -298,3 +301,38 @@ def test_task_parameter_named_aeromancy_keeps_its_value(wandb_env: Path, read_ru
     (recorded,) = read_runs(wandb_env / "wandb")
     assert recorded.config["aeromancy"] == "mine"
     assert recorded.config["_aeromancy"]["run_id"] == "run-clash"
+
+
+def test_outputs_published_to_a_real_store(
+    store_url: str, wandb_env: Path, tmp_path: Path, read_runs: Any
+) -> None:
+    store = open_store(store_url)
+    source = tmp_path / "model"
+    (source / "nested").mkdir(parents=True)
+    (source / "weights.bin").write_bytes(b"\x01" * 1000)
+    (source / "nested" / "config.json").write_text('{"lr": 0.01}')
+    published = store.publish("proj", "model", source, type="model", run_id="run-store-1")
+    uris = {f.sha256: store.blob_uri(f.sha256) for f in published.files}
+
+    run = WandbTracker().start(info_for("train", "run-store-1"))
+    run.log_outputs([published], uris)
+    run.finish({}, succeeded=True)
+
+    (recorded,) = read_runs(wandb_env / "wandb")
+    (artifact,) = [a for a in recorded.artifacts if a["type"] != "run_table"]
+    assert artifact["name"] == "model"
+    assert artifact["metadata"]["aeromancy"]["version"] == f"model:{published.label}"
+    assert artifact["metadata"]["aeromancy"]["run_id"] == "run-store-1"
+    entries = artifact["entries"]
+    assert set(entries) == {"weights.bin", "nested/config.json"}
+    for entry in published.files:
+        ref = entries[entry.path]["ref"]
+        assert ref == store.blob_uri(entry.sha256)
+        assert ref.endswith(entry.sha256)
+        if store_url.startswith("s3://"):
+            assert ref.startswith(store_url + "/blobs/")
+            assert entries[entry.path]["digest"] == ref
+        else:
+            assert ref.startswith("file:///")
+            blob = Path(url2pathname(urlsplit(ref).path))
+            assert entries[entry.path]["digest"] == md5_b64(blob.read_bytes())
