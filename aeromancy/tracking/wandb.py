@@ -133,6 +133,33 @@ class WandbRun:
             self._notice.report(action, exc)
 
 
+class WarmUp:
+    """Imports wandb and starts its service in the background, while the graph is planned.
+
+    Both cost seconds (most of W&B's overhead per ``aeromancy run``) and need nothing
+    from the task runs, so the first ``start`` finds them done or nearly done.
+    """
+
+    def __init__(self) -> None:
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="aeromancy-wandb-warm-up")
+        # A daemon thread never delays the exit of a run that tracked nothing.
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            quiet_wandb_setup()
+        except Exception as exc:
+            self._error = exc
+
+    def wait(self) -> None:
+        """Return once W&B is ready; raise what setting it up raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class WandbTracker:
     """``--tracker wandb``: one W&B run per task run, offline when there is no API key.
 
@@ -144,7 +171,7 @@ class WandbTracker:
         self._environ = dict(os.environ if environ is None else environ)
         self._mode: Mode = resolve_mode(self._environ)
         self._notice = FailureNotice()
-        self._lock = threading.Lock()
+        self._warm_up = None if self._mode == "disabled" else WarmUp()
 
     @property
     def mode(self) -> Mode:
@@ -156,6 +183,8 @@ class WandbTracker:
         if self._mode == "disabled" or self._notice.reported:
             return WandbRun(None, info, self._notice)
         try:
+            if self._warm_up is not None:
+                self._warm_up.wait()
             run = self._init(info)
         except Exception as exc:
             self._notice.report("wandb.init", exc)
