@@ -25,6 +25,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ logger = logging.getLogger(__name__)
 
 CONFIG_KEY = "aeromancy"
 RECORD_FILENAME = "aeromancy-run-record.json"
-ENVIRONMENT_TABLE_KEY = "aeromancy/environment"
+ENVIRONMENT_FILENAME = "aeromancy-environment.json"
+# Environment facts copied into the summary, where W&B can filter and compare runs by them.
+SUMMARY_FACTS = ("python", "platform", "host", "cpu", "memory_bytes", "gpus", "container")
 MAX_TAG_LENGTH = 64  # W&B rejects longer tags
 WANDB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_INIT_TIMEOUT_SECONDS = 30.0
@@ -105,18 +108,19 @@ class WandbRun:
             return
         environment = record.get("environment") or capture_environment(self._info.identity)
         with self._guard("attach the run record"):
-            self._attach_record(record)
-        with self._guard("attach the environment"):
-            self._run.log({ENVIRONMENT_TABLE_KEY: environment_table(environment)})
+            self._attach_json(RECORD_FILENAME, record)
+            self._attach_json(ENVIRONMENT_FILENAME, environment)
         with self._guard("finish"):
-            self._run.summary.update(outcome_summary(record, succeeded))
+            self._run.summary.update(outcome_summary(record, succeeded, environment))
             self._run.finish(exit_code=0 if succeeded else 1)
         self._run = None
 
-    def _attach_record(self, record: Mapping[str, Any]) -> None:
+    def _attach_json(self, filename: str, document: Mapping[str, Any]) -> None:
+        # A file rather than a wandb.Table: tables are staged as artifacts outside the
+        # project (~/.local/share/wandb) and stay there while the run is offline.
         run = self._require()
-        path = Path(run.dir) / RECORD_FILENAME
-        path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+        path = Path(run.dir) / filename
+        path.write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
         run.save(str(path), base_path=run.dir, policy="now")
 
     def _require(self) -> Any:
@@ -302,24 +306,25 @@ def first_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
-def outcome_summary(record: Mapping[str, Any], succeeded: bool) -> dict[str, Any]:
-    """Return what the W&B summary says about how the task run ended."""
-    outcome = {"succeeded": succeeded, "exit_code": 0 if succeeded else 1}
-    for key in ("status", "fingerprint", "started", "ended", "duration_seconds"):
+def outcome_summary(
+    record: Mapping[str, Any], succeeded: bool, environment: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return what the W&B summary says about how the task run ended and where it ran."""
+    outcome: dict[str, Any] = {"succeeded": succeeded, "exit_code": 0 if succeeded else 1}
+    for key in ("status", "fingerprint", "started", "ended"):
         if key in record:
             outcome[key] = record[key]
+    duration = duration_seconds(record.get("started"), record.get("ended"))
+    if duration is not None:
+        outcome["duration_seconds"] = duration
+    outcome["environment"] = {k: environment[k] for k in SUMMARY_FACTS if k in environment}
     return {CONFIG_KEY: outcome}
 
 
-def environment_table(environment: Mapping[str, Any]) -> Any:
-    """Return a W&B table of the environment: one row per fact and per installed package."""
-    import wandb
-
-    rows: list[list[str]] = []
-    package_lists = {"python_packages": "python", "debian_packages": "debian"}
-    for key, kind in package_lists.items():
-        rows += [[kind, name, str(v)] for name, v in (environment.get(key) or {}).items()]
-    for name, value in environment.items():
-        if name not in package_lists:
-            rows.append(["machine", name, json.dumps(value, sort_keys=True)])
-    return wandb.Table(columns=["kind", "name", "value"], data=rows)
+def duration_seconds(started: Any, ended: Any) -> float | None:
+    """Return the seconds between two ISO 8601 times, or None when either is missing or bad."""
+    try:
+        delta = datetime.fromisoformat(str(ended)) - datetime.fromisoformat(str(started))
+    except (TypeError, ValueError):
+        return None
+    return round(delta.total_seconds(), 3)

@@ -156,12 +156,12 @@ def _record_input(entry: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _check_outputs(run: Any, record: dict[str, Any], store: Any) -> None:
-    artifacts = [a for a in run.artifacts if a["type"] != "run_table"]
-    assert len(artifacts) == len(record["outputs"]) == 1
-    (artifact,) = artifacts
+    assert len(run.artifacts) == len(record["outputs"]) == 1
+    (artifact,) = run.artifacts
     meta = artifact["metadata"]["aeromancy"]
-    version = store.resolve(f"{artifact['name']}:{meta['version'].partition(':')[2]}", "e2e",
-                            namespace="dev")
+    version = store.resolve(
+        f"{artifact['name']}:{meta['version'].partition(':')[2]}", "e2e", namespace="dev"
+    )
     assert meta["digest"] == version.digest
     assert meta["run_id"] == record["run_id"]
     assert f"aeromancy-{version.label}" in artifact["aliases"]
@@ -197,7 +197,9 @@ def test_secrets_in_the_environment_are_stored_nowhere(
     assert seen == hashlib.sha256(both.encode()).hexdigest(), "the task did not see the secrets"
 
     roots = [tmp_path / "store", wandb_env, Path(os.environ["AEROMANCY_CACHE"]), project]
-    roots += [Path(os.environ[n]) for n in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")]
+    roots += [
+        Path(os.environ[n]) for n in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")
+    ]
     files = list(_all_files(*roots))
     assert any(marker.encode() in f.read_bytes() for f in files if f.suffix == ".json")
     assert any(marker.encode() in f.read_bytes() for f in files if f.suffix == ".wandb")

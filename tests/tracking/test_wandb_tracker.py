@@ -12,6 +12,7 @@ import json
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,9 +83,23 @@ def md5_b64(content: bytes) -> str:
     return base64.b64encode(hashlib.md5(content).digest()).decode()
 
 
-def test_offline_run_records_the_task_run(
+@dataclass
+class TrainRun:
+    """One offline train run driven through the protocol, and what W&B recorded."""
+
+    path: str | None
+    recorded: Any
+    raw: ArtifactVersion
+    model: ArtifactVersion
+    uris: dict[str, str]
+    record: dict[str, Any]
+    output: str
+
+
+@pytest.fixture
+def train_run(
     wandb_env: Path, tmp_path: Path, read_runs: Any, capfd: pytest.CaptureFixture[str]
-) -> None:
+) -> TrainRun:
     store = tmp_path / "store"
     raw, _ = make_version(store, "raw", {"data.csv": b"a,b\n1,2\n"}, version=4)
     model, uris = make_version(
@@ -98,8 +113,14 @@ def test_offline_run_records_the_task_run(
     run.log_outputs([model], uris)
     run.finish(record, succeeded=True)
 
-    assert run.path == "proj/run-train-1"
     (recorded,) = read_runs(wandb_env / "wandb")
+    out, err = capfd.readouterr()
+    return TrainRun(run.path, recorded, raw, model, uris, record, out + err)
+
+
+def test_offline_run_records_the_task_run(train_run: TrainRun) -> None:
+    recorded = train_run.recorded
+    assert train_run.path == "proj/run-train-1"
     assert (recorded.run_id, recorded.project) == ("run-train-1", "proj")
     assert recorded.job_type == "train"
     assert recorded.group == "invocation-42"
@@ -120,13 +141,17 @@ def test_offline_run_records_the_task_run(
             "name": "raw",
             "version": "v4",
             "ref": "proj/raw:v4",
-            "digest": raw.digest,
+            "digest": train_run.raw.digest,
             "wandb_alias": "aeromancy-v4",
         }
     ]
     assert [row["loss"] for row in recorded.history if "loss" in row] == [0.5, 0.25]
+    assert "wandb" not in train_run.output.lower(), "W&B must stay quiet"
 
-    (artifact,) = [a for a in recorded.artifacts if a["type"] != "run_table"]
+
+def test_outputs_become_artifacts_of_references(train_run: TrainRun) -> None:
+    model, uris = train_run.model, train_run.uris
+    (artifact,) = train_run.recorded.artifacts
     assert (artifact["name"], artifact["type"]) == ("model", "model")
     assert sorted(artifact["aliases"]) == ["aeromancy-v1", "latest"]
     meta = artifact["metadata"]["aeromancy"]
@@ -144,16 +169,17 @@ def test_offline_run_records_the_task_run(
     assert artifact["entries"]["model.txt"]["digest"] == md5_b64(b"lr=0.01")
     assert artifact["entries"]["model.txt"]["size"] == len(b"lr=0.01")
 
+
+def test_finish_attaches_the_record_and_environment(train_run: TrainRun) -> None:
+    recorded = train_run.recorded
+    files = recorded.directory / "files"
     assert recorded.summary["aeromancy"]["exit_code"] == 0
     assert recorded.summary["aeromancy"]["status"] == "succeeded"
+    assert recorded.summary["aeromancy"]["environment"] == {"host": "h"}
     assert recorded.exit_code == 0
-    assert "aeromancy-run-record.json" in recorded.saved_files
-    saved = json.loads((recorded.directory / "files" / "aeromancy-run-record.json").read_text())
-    assert saved == record
-    assert any("aeromancy/environment" in row for row in recorded.history)
-
-    out, err = capfd.readouterr()
-    assert "wandb" not in (out + err).lower(), "W&B must stay quiet"
+    assert {"aeromancy-run-record.json", "aeromancy-environment.json"} <= set(recorded.saved_files)
+    assert json.loads((files / "aeromancy-run-record.json").read_text()) == train_run.record
+    assert json.loads((files / "aeromancy-environment.json").read_text()) == {"host": "h"}
 
 
 def test_s3_references_are_recorded_without_touching_the_network(
@@ -176,7 +202,7 @@ def test_s3_references_are_recorded_without_touching_the_network(
     run.finish({}, succeeded=True)
 
     (recorded,) = read_runs(wandb_env / "wandb")
-    (artifact,) = [a for a in recorded.artifacts if a["type"] != "run_table"]
+    (artifact,) = recorded.artifacts
     # Not checksummed: the URI itself is the digest (it names the sha256 of the content).
     assert artifact["entries"] == {"r.bin": {"ref": uri, "digest": uri, "size": 0}}
     assert artifact["metadata"]["aeromancy"]["files"]["r.bin"] == {"sha256": sha, "size": 12}
@@ -186,14 +212,20 @@ def test_failed_task_ends_with_exit_code_one(
     wandb_env: Path, read_runs: Any, tmp_path: Path
 ) -> None:
     run = WandbTracker().start(info_for("evaluate", "run-eval-1"))
-    run.finish({"status": "failed"}, succeeded=False)
+    record = {
+        "status": "failed",
+        "started": "2026-11-22T05:00:00.000000+00:00",
+        "ended": "2026-11-22T05:00:02.500000+00:00",
+    }
+    run.finish(record, succeeded=False)
     (recorded,) = read_runs(wandb_env / "wandb")
     assert recorded.exit_code == 1
-    assert recorded.summary["aeromancy"] == {
-        "succeeded": False,
-        "exit_code": 1,
-        "status": "failed",
-    }
+    summary = recorded.summary["aeromancy"]
+    assert (summary["succeeded"], summary["exit_code"], summary["status"]) == (False, 1, "failed")
+    assert summary["duration_seconds"] == 2.5
+    assert summary["started"] == record["started"]
+    # Without an environment in the record, the tracker captures one itself.
+    assert summary["environment"]["python"]["version"]
 
 
 def test_parallel_task_runs_get_separate_runs(wandb_env: Path, read_runs: Any) -> None:
@@ -319,7 +351,7 @@ def test_outputs_published_to_a_real_store(
     run.finish({}, succeeded=True)
 
     (recorded,) = read_runs(wandb_env / "wandb")
-    (artifact,) = [a for a in recorded.artifacts if a["type"] != "run_table"]
+    (artifact,) = recorded.artifacts
     assert artifact["name"] == "model"
     assert artifact["metadata"]["aeromancy"]["version"] == f"model:{published.label}"
     assert artifact["metadata"]["aeromancy"]["run_id"] == "run-store-1"
