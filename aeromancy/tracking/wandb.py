@@ -57,17 +57,25 @@ class FailureNotice:
         self._lock = threading.Lock()
         self.reported = False
 
-    def report(self, action: str, exc: Exception) -> None:
-        """Report that ``action`` failed with ``exc`` (on stderr only the first time)."""
+    def report(self, action: str, exc: Exception, *, stops_tracking: bool = False) -> None:
+        """Report that ``action`` failed with ``exc`` (on stderr only the first time).
+
+        ``stops_tracking`` says that W&B is not used again in this ``aeromancy run``.
+        """
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         logger.debug("W&B %s failed", action, exc_info=exc)
         with self._lock:
             if self.reported:
                 return
             self.reported = True
+        then = (
+            "continuing without W&B for the rest of this run"
+            if stops_tracking
+            else ("this W&B run is incomplete; later errors are not shown")
+        )
         click.echo(
-            f"warning: W&B tracking failed ({action}: {reason}); continuing without W&B "
-            "for the rest of this run. Task outputs and run records are not affected.",
+            f"warning: W&B tracking failed ({action}: {reason}); {then}. "
+            "Task outputs and run records are not affected.",
             err=True,
         )
 
@@ -175,6 +183,7 @@ class WandbTracker:
         self._environ = dict(os.environ if environ is None else environ)
         self._mode: Mode = resolve_mode(self._environ)
         self._notice = FailureNotice()
+        self._stopped = False
         self._warm_up = None if self._mode == "disabled" else WarmUp()
 
     @property
@@ -184,14 +193,17 @@ class WandbTracker:
 
     def start(self, info: TaskRunInfo) -> WandbRun:
         """Return the open W&B run of ``info``, or an untracked run if W&B is off or fails."""
-        if self._mode == "disabled" or self._notice.reported:
+        if self._mode == "disabled" or self._stopped:
             return WandbRun(None, info, self._notice)
         try:
             if self._warm_up is not None:
                 self._warm_up.wait()
             run = self._init(info)
         except Exception as exc:
-            self._notice.report("wandb.init", exc)
+            # W&B could not even open a run (no network, bad key): later task runs
+            # would only wait for the same timeout, so stop using it.
+            self._stopped = True
+            self._notice.report("wandb.init", exc, stops_tracking=True)
             return WandbRun(None, info, self._notice)
         tracked = WandbRun(run, info, self._notice)
         if self._mode == "online":

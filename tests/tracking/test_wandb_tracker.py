@@ -368,3 +368,30 @@ def test_outputs_published_to_a_real_store(
             assert ref.startswith("file:///")
             blob = Path(url2pathname(urlsplit(ref).path))
             assert entries[entry.path]["digest"] == md5_b64(blob.read_bytes())
+
+
+def test_an_output_wandb_refuses_costs_only_that_artifact(
+    wandb_env: Path, tmp_path: Path, read_runs: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # "job" is a valid Aeromancy type but reserved by W&B: the real SDK raises.
+    store = tmp_path / "store"
+    job, job_uris = make_version(store, "schedule", {"s.txt": b"s"}, type_="job")
+    model, model_uris = make_version(store, "model", {"m.txt": b"m"}, type_="model")
+    tracker = WandbTracker()
+
+    run = tracker.start(info_for("train", "run-refused-1"))
+    run.log_outputs([job, model], {**job_uris, **model_uris})
+    run.finish({"status": "succeeded"}, succeeded=True)
+    later = tracker.start(info_for("evaluate", "run-refused-2"))
+    later.finish({"status": "succeeded"}, succeeded=True)
+
+    runs = {r.run_id: r for r in read_runs(wandb_env / "wandb")}
+    assert set(runs) == {"run-refused-1", "run-refused-2"}, "later task runs are still tracked"
+    first = runs["run-refused-1"]
+    assert [a["name"] for a in first.artifacts] == ["model"]
+    assert first.exit_code == 0
+    assert "aeromancy-run-record.json" in first.saved_files
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "log artifact schedule" in warnings[0]
+    assert "reserved" in warnings[0]
