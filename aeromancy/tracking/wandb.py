@@ -68,11 +68,9 @@ class FailureNotice:
             if self.reported:
                 return
             self.reported = True
-        then = (
-            "continuing without W&B for the rest of this run"
-            if stops_tracking
-            else ("this W&B run is incomplete; later errors are not shown")
-        )
+        then = "this W&B run is incomplete; later errors are not shown"
+        if stops_tracking:
+            then = "continuing without W&B for the rest of this run"
         click.echo(
             f"warning: W&B tracking failed ({action}: {reason}); {then}. "
             "Task outputs and run records are not affected.",
@@ -118,8 +116,9 @@ class WandbRun:
         with self._guard("attach the run record"):
             self._attach_json(RECORD_FILENAME, record)
             self._attach_json(ENVIRONMENT_FILENAME, environment)
-        with self._guard("finish"):
+        with self._guard("write the summary"):
             self._run.summary.update(outcome_summary(record, succeeded, environment))
+        with self._guard("finish"):
             self._run.finish(exit_code=0 if succeeded else 1)
         self._run = None
 
