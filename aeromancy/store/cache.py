@@ -46,7 +46,7 @@ class BlobCache:
                 if progress is not None:
                     progress(entry.stat().st_size)
                 return entry
-            entry.unlink()  # corrupt: fall through and fetch it again
+            entry.unlink(missing_ok=True)  # corrupt: fall through and fetch it again
         return self._download(sha256_hex, entry, progress)
 
     def _download(self, sha256_hex: str, entry: Path, progress: ProgressCallback | None) -> Path:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import boto3
 import botocore.exceptions
 from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
+from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.config import Config
 
 from aeromancy.errors import NotFound, StoreUnavailable
@@ -30,13 +30,25 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS_ENV = "AEROMANCY_S3_MAX_ATTEMPTS"
 DEFAULT_MAX_ATTEMPTS = 5
-#: Parts of 16 MiB, 8 in flight: ~128 MiB of buffers at most, and few requests per GiB.
-TRANSFER = TransferConfig(
-    multipart_threshold=64 << 20,
-    multipart_chunksize=16 << 20,
-    max_concurrency=8,
-    max_io_queue=16,
-)
+
+
+def transfer_config() -> TransferConfig:
+    """Return the multipart settings: 8 MiB parts, 8 in flight, at most 8 parts in memory.
+
+    One transfer manager with this config serves every file of a push, so memory
+    stays near 64 MiB of part buffers however many files move at once.
+    """
+    config = TransferConfig(
+        multipart_threshold=16 << 20,
+        multipart_chunksize=8 << 20,
+        max_concurrency=8,
+        max_io_queue=16,
+    )
+    # s3transfer reads up to this many parts ahead into memory (default 10).
+    config.max_in_memory_upload_chunks = 8
+    return config
+
+
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
@@ -65,6 +77,9 @@ class S3Backend:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.client = client or make_client()
+        # Shared by every thread of a push: one pool of part uploads, one memory bound.
+        # The stubs type ``config`` as botocore's Config; boto3 takes a TransferConfig.
+        self.transfer = S3Transfer(self.client, transfer_config())  # type: ignore[arg-type]
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
@@ -98,15 +113,13 @@ class S3Backend:
 
     def upload_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
         with self._translated():
-            self.client.upload_file(
-                str(path), self.bucket, self._key(key), Config=TRANSFER, Callback=progress
-            )
+            self.transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
 
     def download_file(self, key: str, dest: Path, progress: ProgressCallback | None = None) -> None:
         with self._translated():
             try:
-                self.client.download_file(
-                    self.bucket, self._key(key), str(dest), Config=TRANSFER, Callback=progress
+                self.transfer.download_file(
+                    self.bucket, self._key(key), str(dest), callback=progress
                 )
             except botocore.exceptions.ClientError as exc:
                 if _code(exc) in _MISSING_CODES:
