@@ -31,6 +31,7 @@ from aeromancy.launcher import IN_CONTAINER_ENV, INVOCATION_ENV
 from aeromancy.launcher.engine import docker_client
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import CACHE_ENV, STORE_ENV, Settings, default_cache_dir
+from aeromancy.tracking.wandb_setup import RUNS_DIRNAME, prepare_runs_dir, resolve_mode, runs_dir
 
 # Passed through when set on the host: boto3's and W&B's standard variables.
 CREDENTIAL_VARS = (
@@ -45,7 +46,9 @@ CREDENTIAL_VARS = (
     "WANDB_MODE",
     "WANDB_ENTITY",
     "WANDB_BASE_URL",
+    "WANDB_DIR",
 )
+CONTAINER_ROOT = "/app"  # where the image holds the project (WORKDIR of the template)
 STOP_GRACE_SECONDS = 10
 DOCKER_RUN_FAILURES = (125, 126, 127)  # docker's own codes: daemon error, cannot exec, no cmd
 
@@ -125,6 +128,9 @@ def docker_run_args(
         args.append("-t")
     for path in _mounts(spec.settings.store):
         args += ["-v", f"{path}:{path}"]
+    wandb_mount = wandb_runs_mount(spec, host_env)
+    if wandb_mount is not None:
+        args += ["-v", f"{wandb_mount[0]}:{wandb_mount[1]}"]
     if needs_host_network(spec.settings.store, host_env):
         args += ["--network", "host"]
     if os.getuid() != 0:
@@ -168,6 +174,21 @@ def needs_host_network(store: str, host_env: Mapping[str, str]) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def wandb_runs_mount(spec: ContainerSpec, host_env: Mapping[str, str]) -> tuple[Path, Path] | None:
+    """Return (host, container) paths of the W&B runs directory, or None without W&B.
+
+    Offline W&B runs must outlive the container for ``aeromancy sync``: the host's runs
+    directory (``$WANDB_DIR/wandb``, else ``<project>/wandb``, git-ignored) is mounted
+    where W&B writes inside (the same path, else ``/app/wandb``).
+    """
+    if spec.options.tracker_name != "wandb" or resolve_mode(host_env) == "disabled":
+        return None
+    host = runs_dir(spec.settings.root, host_env)
+    prepare_runs_dir(host)
+    inside = host if host_env.get("WANDB_DIR") else Path(CONTAINER_ROOT) / RUNS_DIRNAME
+    return host, inside
 
 
 def _mounts(store: str) -> list[Path]:

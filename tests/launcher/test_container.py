@@ -162,6 +162,7 @@ def test_tracked_run_records_the_image_then_skips_with_the_image_reused(
     assert record["git_branch"] == "main"
     assert record["environment_key"] == record["image_id"]
     assert record["environment"]["python"]["executable"].startswith("/opt/aeromancy/venv/")
+    assert "python3-venv" in record["environment"]["debian_packages"]
 
     started = time.monotonic()
     second = aeromancy(root, local_store_url, "run", "--tracker", "none")
@@ -183,6 +184,7 @@ def test_extra_debian_package_is_used_by_the_task(
     assert output_text(local_store_url, "greeting", tmp_path) == "Hello, world!\n"
     (record,) = records(local_store_url)
     assert "# Debian packages: hello" in record["dockerfile"]
+    assert "hello" in record["environment"]["debian_packages"]
 
 
 def test_secret_reaches_the_task_and_nothing_else(
@@ -197,10 +199,10 @@ def test_secret_reaches_the_task_and_nothing_else(
         "--debug",
         "run",
         "--tracker",
-        "none",
+        "wandb",
         "--extra-env-var",
         "AEROMANCY_TEST_SECRET",
-        env={"AEROMANCY_TEST_SECRET": secret},
+        env={"AEROMANCY_TEST_SECRET": secret, "WANDB_MODE": "offline"},
     )
     assert done.returncode == 0, done.stderr
     proof = output_text(local_store_url, "proof", tmp_path)
@@ -221,9 +223,12 @@ def test_secret_reaches_the_task_and_nothing_else(
         "image config": json.dumps(image.attrs),
         "run record": json.dumps(record),
     }
-    for path in Path(local_store_url).rglob("*"):
+    wandb_files = [path for path in (root / "wandb").rglob("*") if path.is_file()]
+    assert any("offline-run" in str(path) for path in wandb_files)  # W&B wrote its run here
+    assert record["wandb_run"]
+    for path in [*Path(local_store_url).rglob("*"), *wandb_files]:
         if path.is_file():
-            places[f"store file {path.name}"] = path.read_bytes().decode(errors="replace")
+            places[str(path)] = path.read_bytes().decode(errors="replace")
     leaked = [where for where, text in places.items() if secret in text]
     assert leaked == []
     assert set(Path(tempfile.gettempdir()).glob("aeromancy-env-*")) == leftovers_before
