@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -192,7 +191,8 @@ def test_secret_reaches_the_task_and_nothing_else(
 ) -> None:
     secret = f"s3cr3t-{uuid.uuid4().hex}"
     root = make_project(pipeline=SECRET_PIPELINE)
-    leftovers_before = set(Path(tempfile.gettempdir()).glob("aeromancy-env-*"))
+    private_tmp = tmp_path / "launcher-tmp"  # the launcher's TMPDIR: its env file goes here
+    private_tmp.mkdir()
     done = aeromancy(
         root,
         local_store_url,
@@ -202,7 +202,7 @@ def test_secret_reaches_the_task_and_nothing_else(
         "wandb",
         "--extra-env-var",
         "AEROMANCY_TEST_SECRET",
-        env={"AEROMANCY_TEST_SECRET": secret, "WANDB_MODE": "offline"},
+        env={"AEROMANCY_TEST_SECRET": secret, "WANDB_MODE": "offline", "TMPDIR": str(private_tmp)},
     )
     assert done.returncode == 0, done.stderr
     proof = output_text(local_store_url, "proof", tmp_path)
@@ -231,7 +231,7 @@ def test_secret_reaches_the_task_and_nothing_else(
             places[str(path)] = path.read_bytes().decode(errors="replace")
     leaked = [where for where, text in places.items() if secret in text]
     assert leaked == []
-    assert set(Path(tempfile.gettempdir()).glob("aeromancy-env-*")) == leftovers_before
+    assert list(private_tmp.iterdir()) == []  # the env file and its directory are gone
 
 
 def test_unset_extra_env_var_is_a_usage_error(

@@ -31,6 +31,11 @@ def _images_of(project: str) -> list[str]:
         return []
 
 
+def unique() -> str:
+    """Return a project name no image has yet (images are listed to prove none was built)."""
+    return f"p{uuid.uuid4().hex[:8]}"
+
+
 def _refused(root: Path, error: type[Exception], match: str) -> None:
     settings = load_settings(root)
     with pytest.raises(error, match=match) as caught:
@@ -40,20 +45,20 @@ def _refused(root: Path, error: type[Exception], match: str) -> None:
 
 
 def test_modified_file_is_refused_and_listed(make_project: ProjectFactory) -> None:
-    root = make_project(name=f"p{uuid.uuid4().hex[:8]}")
+    root = make_project(name=unique())
     (root / "pipeline.py").write_text("# edited\n")
     _refused(root, DirtyTree, r"modified: pipeline\.py.*commit or stash these 1 file")
 
 
 def test_untracked_file_is_refused_and_listed(make_project: ProjectFactory) -> None:
-    root = make_project(name=f"p{uuid.uuid4().hex[:8]}")
+    root = make_project(name=unique())
     (root / "notes").mkdir()
     (root / "notes" / "todo.md").write_text("x")
     _refused(root, DirtyTree, r"untracked: notes/todo\.md.*\.gitignore, or use --dev")
 
 
 def test_staged_file_is_refused_and_listed(make_project: ProjectFactory, git: Git) -> None:
-    root = make_project(name=f"p{uuid.uuid4().hex[:8]}")
+    root = make_project(name=unique())
     (root / "extra.py").write_text("x = 1\n")
     git(root, "add", "extra.py")
     _refused(root, DirtyTree, r"staged added: extra\.py")
@@ -99,19 +104,19 @@ def test_project_in_a_subdirectory_builds_from_that_directory(
 
 
 def test_no_git_repository_has_its_own_message(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "nogit"\n')
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "{unique()}"\n')
     _refused(tmp_path, UsageError, r"not inside a git repository.*git init.*--dev")
 
 
 def test_repository_without_commits_has_its_own_message(
     make_project: ProjectFactory,
 ) -> None:
-    root = make_project(commit=False)
+    root = make_project(name=unique(), commit=False)
     _refused(root, UsageError, r"no commits yet.*commit the project first")
 
 
 def test_detached_head_has_its_own_message(make_project: ProjectFactory, git: Git) -> None:
-    root = make_project()
+    root = make_project(name=unique())
     git(root, "checkout", "-q", "--detach")
     _refused(root, UsageError, r"HEAD is detached.*git switch -c")
     assert check_committed_tree(root, allow_detached=True).branch == ""
@@ -127,12 +132,12 @@ def test_missing_git_binary_has_its_own_message(
 
 
 def test_missing_lockfile_is_refused(make_project: ProjectFactory) -> None:
-    root = make_project(lock=False)
+    root = make_project(name=unique(), lock=False)
     _refused(root, LockfileError, r"pdm\.lock is missing.*run `pdm lock`")
 
 
 def test_stale_lockfile_is_refused(make_project: ProjectFactory, commit: Git) -> None:
-    root = make_project()
+    root = make_project(name=unique())
     pyproject = root / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace("dependencies = []", 'dependencies = ["six"]')
@@ -164,7 +169,7 @@ def test_fresh_lockfile_passes_and_leaves_the_tree_clean(
 def test_missing_pdm_is_a_usage_error(
     make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    root = make_project(name=f"p{uuid.uuid4().hex[:8]}")  # no remembered lock check
+    root = make_project(name=unique())  # no remembered lock check
     real_git = shutil.which("git")
     assert real_git is not None
     only_git = tmp_path / "bin"
