@@ -8,9 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from aeromancy.errors import DirtyTree, LockfileError, UsageError
+from aeromancy.cli import main
+from aeromancy.errors import DirtyTree, InfrastructureError, LockfileError, UsageError
 from aeromancy.launcher import launch_tracked_run
+from aeromancy.launcher.engine import docker_client
 from aeromancy.launcher.git_gate import check_committed_tree
 from aeromancy.launcher.lockfile import check_lockfile
 from aeromancy.run_options import RunOptions
@@ -178,3 +181,29 @@ def test_missing_pdm_is_a_usage_error(
     monkeypatch.setenv("PATH", str(only_git))
     with pytest.raises(UsageError, match="pdm is not on PATH"):
         check_lockfile(root)
+
+
+def test_cli_refuses_a_dirty_tree_with_exit_2(
+    make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(name=unique())
+    (root / "pipeline.py").write_text("# edited\n")
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2
+    assert "modified: pipeline.py" in result.output
+    assert "or use --dev" in result.output
+
+
+def test_missing_docker_engine_is_exit_3(
+    make_project: ProjectFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root = make_project(name=unique())
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    docker_client.cache_clear()
+    try:
+        with pytest.raises(InfrastructureError, match="no Docker engine answers") as caught:
+            launch_tracked_run(load_settings(root), RunOptions(tasks="pipeline.py"))
+    finally:
+        docker_client.cache_clear()
+    assert caught.value.exit_code == 3
