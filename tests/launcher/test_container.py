@@ -357,7 +357,10 @@ def test_rerun_verify_reproduces_a_deterministic_task_with_pinned_inputs(
 
 
 def test_rerun_verify_names_the_file_of_a_nondeterministic_task(
-    make_project: ProjectFactory, local_store_url: str, commit: Callable[..., str]
+    make_project: ProjectFactory,
+    local_store_url: str,
+    commit: Callable[..., str],
+    git: Callable[..., str],
 ) -> None:
     root = make_project(pipeline=RERUN_PIPELINE)
     done = aeromancy(root, local_store_url, "run", "--tracker", "none", "--only", "jitter")
@@ -365,6 +368,7 @@ def test_rerun_verify_names_the_file_of_a_nondeterministic_task(
     (original,) = records(local_store_url)
     (root / "later.txt").write_text("a later commit: the rerun must use the recorded one")
     commit(root, "later work")
+    (root / "scratch.txt").write_text("uncommitted: the rerun builds from its own worktree")
 
     again = aeromancy(root, local_store_url, "rerun", original["run_id"], "--verify")
     assert again.returncode == 1, again.stdout + again.stderr
@@ -372,3 +376,4 @@ def test_rerun_verify_names_the_file_of_a_nondeterministic_task(
     assert "noise/noise.txt" in again.stdout
     rerun = records(local_store_url)[-1]
     assert rerun["git_commit"] == original["git_commit"]
+    assert git(root, "worktree", "list").count("\n") == 1  # the temporary worktree is gone
