@@ -351,6 +351,17 @@ def test_bad_artifact_name_writes_nothing(
     assert raw.keys() == []
 
 
+def test_metadata_json_cannot_hold_writes_nothing(
+    store: Store, raw: RawAccess, tmp_path: Path
+) -> None:
+    source = make_tree(tmp_path / "src", {"f": b"x"})
+
+    with pytest.raises(UsageError, match="metadata is not JSON"):
+        store.publish("proj", "data", source, metadata={"when": object()})
+
+    assert raw.keys() == []
+
+
 def test_missing_or_empty_source_writes_nothing(
     store: Store, raw: RawAccess, tmp_path: Path
 ) -> None:
