@@ -10,8 +10,8 @@ test *ARGS:
 
 # ruff and mypy only.
 lint:
-    .venv/bin/ruff check aeromancy tests bench
-    .venv/bin/ruff format --check aeromancy tests bench
+    .venv/bin/ruff check aeromancy tests bench scripts
+    .venv/bin/ruff format --check aeromancy tests bench scripts
     .venv/bin/mypy
 
 # Run every benchmark in bench/ (not part of the tests).

@@ -1,7 +1,194 @@
-"""Placeholder until its owner lands the commands of this module."""
+"""Read-only commands: ``list``, ``graph``, ``lineage`` and ``runs``."""
 
 from __future__ import annotations
 
-import click
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from aeromancy.cli.state import CliState
+from aeromancy.errors import UsageError
+from aeromancy.executor import code_identities
+from aeromancy.graph_formats import FORMATS, render, write_png
+from aeromancy.identity import dev_environment_key
+from aeromancy.planning import build_plan, load_graph
+from aeromancy.records import (
+    LineageNode,
+    RecordIndex,
+    all_records,
+    downstream_of,
+    upstream,
+)
+from aeromancy.status import plan_status
+from aeromancy.store.manifest import Namespace
+
+
+def _state(ctx: click.Context) -> CliState:
+    return ctx.find_object(CliState) or CliState()
+
+
+@click.command("list")
+@click.argument("tasks", required=False)
+@click.option("--dev", is_flag=True, help="Status against dev runs (default: tracked runs).")
+@click.pass_context
+def list_tasks(ctx: click.Context, tasks: str | None, dev: bool) -> None:
+    """Each task, its inputs and outputs, and whether it is up to date."""
+    state = _state(ctx)
+    settings = state.settings
+    tasks = tasks or settings.tasks
+    namespace: Namespace = "dev" if dev else "tracked"
+    graph = load_graph(tasks, settings.root, settings.project)
+    plan = build_plan(graph, state.store, namespace=namespace)
+    index = RecordIndex.load(state.store, settings.project, namespace)
+    code = code_identities(plan, settings.root, tasks)
+    dev_key = dev_environment_key(settings.root)
+
+    def environments(task: str) -> Sequence[str]:
+        # On the host the image id of a future tracked run is unknown: any earlier one counts.
+        return [dev_key] if dev else index.environments.get(task, [])
+
+    statuses = plan_status(plan, state.store, index, code, environments)
+    table = Table(show_edge=False)
+    for column in ("task", "inputs", "outputs", "status"):
+        table.add_column(column)
+    for name in plan.order:
+        spec = graph.specs[name]
+        status = statuses[name]
+        shown = (
+            "[green]up to date[/]" if status.up_to_date else f"[yellow]{escape(status.reason)}[/]"
+        )
+        outputs = ", ".join(f"{out} ({kind})" for out, kind in spec.outputs.items())
+        table.add_row(name, ", ".join(spec.inputs) or "-", outputs, shown)
+    Console().print(table)
+
+
+@click.command("graph")
+@click.argument("tasks", required=False)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE instead of standard output (required for png).",
+)
+@click.pass_context
+def graph(ctx: click.Context, tasks: str | None, fmt: str, output: Path | None) -> None:
+    """The task graph: tasks, the artifacts between them, and stored inputs."""
+    settings = _state(ctx).settings
+    task_graph = load_graph(tasks or settings.tasks, settings.root, settings.project)
+    if fmt == "png":
+        if output is None:
+            raise UsageError("--format png needs -o FILE", "e.g. -o graph.png")
+        write_png(task_graph, output)
+        return
+    text = render(task_graph, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def _when(stamp: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Return an ISO timestamp in local time, or the text itself when it does not parse."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone().strftime(fmt)
+    except ValueError:
+        return stamp or "?"
+
+
+def _run_label(run: Mapping[str, Any] | None) -> str:
+    if run is None:
+        return "[dim](pushed, no producing run)[/]"
+    status = run.get("status", "?")
+    colour = "green" if status == "succeeded" else "red"
+    return (
+        f"made by [bold]{escape(str(run.get('task')))}[/] run {escape(str(run.get('run_id')))} "
+        f"[{colour}]{escape(str(status))}[/] {_when(str(run.get('started', '')))}"
+    )
+
+
+def _node_label(node: LineageNode) -> str:
+    head = f"[cyan]{escape(node.ref)}[/] [dim]{escape(node.digest[:19])}[/]"
+    if node.missing:
+        return f"{head} [red](manifest missing from the store)[/]"
+    if node.seen:
+        return f"{head} [dim](shown above)[/]"
+    return f"{head}  {_run_label(node.run)}"
+
+
+def _add_children(tree: Tree, node: LineageNode) -> None:
+    for child in node.children:
+        _add_children(tree.add(_node_label(child)), child)
+
+
+@click.command("lineage")
+@click.argument("ref", metavar="NAME[:vN]")
+@click.option("--down", is_flag=True, help="Show what was made from it instead.")
+@click.pass_context
+def lineage(ctx: click.Context, ref: str, down: bool) -> None:
+    """The upstream tree of a version: producing run, its inputs, recursively."""
+    state = _state(ctx)
+    # The dev namespace resolves to the newest of dev and tracked versions.
+    version = state.store.resolve(ref, state.settings.project, namespace="dev")
+    node = downstream_of(state.store, version) if down else upstream(state.store, version)
+    tree = Tree(_node_label(node))
+    _add_children(tree, node)
+    Console().print(tree)
+
+
+def _duration(record: Mapping[str, Any]) -> str:
+    try:
+        start = datetime.fromisoformat(str(record["started"]))
+        end = datetime.fromisoformat(str(record["ended"]))
+    except (KeyError, ValueError):
+        return "?"
+    return f"{(end - start).total_seconds():.1f}s"
+
+
+@click.command("runs")
+@click.option("--task", "task_name", default=None, metavar="NAME", help="Only runs of this task.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.pass_context
+def runs(ctx: click.Context, task_name: str | None, limit: int) -> None:
+    """Run records of this project, newest first (dev and tracked)."""
+    state = _state(ctx)
+    records = all_records(state.store, state.settings.project)
+    if task_name is not None:
+        records = [r for r in records if r.get("task") == task_name]
+    table = Table(show_edge=False)
+    table.add_column("run", no_wrap=True)
+    table.add_column("task")
+    table.add_column("status")
+    table.add_column("started", no_wrap=True)
+    table.add_column("took", no_wrap=True)
+    table.add_column("outputs")
+    table.add_column("commit", no_wrap=True)
+    for record in records[:limit]:
+        outputs = ", ".join(f"{o['name']}:{o['label']}" for o in record.get("outputs", ()))
+        status = str(record.get("status", "?"))
+        colour = "green" if status == "succeeded" else "red"
+        commit = str(record.get("git_commit", ""))[:7] + ("*" if record.get("git_dirty") else "")
+        table.add_row(
+            escape(str(record.get("run_id"))),
+            escape(str(record.get("task"))),
+            f"[{colour}]{status}[/]",
+            _when(str(record.get("started", "")), "%m-%d %H:%M:%S"),
+            _duration(record),
+            escape(outputs) or "-",
+            commit or "-",
+        )
+    if not records:
+        click.echo("no runs yet" + (f" of task {task_name}" if task_name else ""))
+        return
+    Console().print(table)
+
+
+COMMANDS: list[click.Command] = [list_tasks, graph, lineage, runs]

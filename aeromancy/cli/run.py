@@ -1,7 +1,281 @@
-"""Placeholder until its owner lands the commands of this module."""
+"""``aeromancy run``: run the task graph, tracked in a container or ``--dev`` on the host."""
 
 from __future__ import annotations
 
-import click
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from types import TracebackType
 
-COMMANDS: list[click.Command] = []
+import click
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from aeromancy.cli.state import CliState
+from aeromancy.errors import TaskFailed, UsageError
+from aeromancy.executor import Executor, Invocation, invocation_id, raise_for_results
+from aeromancy.identity import RunIdentity, dev_environment_key, identity_from_git
+from aeromancy.launcher import inside_container, launch_tracked_run
+from aeromancy.outcomes import Outcome, TaskResult
+from aeromancy.planning import build_plan, load_graph
+from aeromancy.run_options import RunOptions
+from aeromancy.store.manifest import Namespace
+from aeromancy.tracking import TRACKERS, make_tracker
+from aeromancy.tracking.base import Tracker
+from aeromancy.tracking.none import NoneTracker
+
+
+def split_assignments(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Return ``--set KEY=VALUE`` options as (key, raw value) pairs."""
+    pairs = []
+    for value in values:
+        key, equals, raw = value.partition("=")
+        if not equals or not key:
+            raise UsageError(f"--set {value}: expected TASK.PARAM=VALUE")
+        pairs.append((key.strip(), raw))
+    return tuple(pairs)
+
+
+def split_pins(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Return ``--artifact-override NAME:vN`` options as (name, label) pairs."""
+    pairs = []
+    for value in values:
+        name, colon, label = value.rpartition(":")
+        if not colon or not name or not label:
+            raise UsageError(f"--artifact-override {value}: expected NAME:vN")
+        pairs.append((name, label))
+    return tuple(pairs)
+
+
+def split_commas(values: Iterable[str]) -> tuple[str, ...]:
+    """Return comma-separated option values (repeatable) as one flat tuple."""
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+class RunProgress:
+    """A spinner naming the tasks running now; silent when stderr is not a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.running: list[str] = []
+        self.lock = threading.Lock()
+        self.status: Status | None = None
+
+    def __enter__(self) -> RunProgress:
+        if self.console.is_terminal:
+            self.status = self.console.status("planning")
+            self.status.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def __call__(self, task: str, result: TaskResult | None) -> None:
+        with self.lock:
+            if result is None:
+                self.running.append(task)
+            elif task in self.running:
+                self.running.remove(task)
+            if self.status is not None:
+                self.status.update("running " + (", ".join(self.running) or "…"))
+
+
+def _outcome_text(result: TaskResult) -> str:
+    if result.outcome is Outcome.SKIPPED:
+        return "[green]skipped[/] (up to date)"
+    if result.outcome is Outcome.RAN:
+        return "[green]ran[/]"
+    if result.outcome is Outcome.FAILED:
+        return "[red]failed[/]"
+    return f"[yellow]not run[/] (upstream {', '.join(result.blocked_by)} failed)"
+
+
+def print_summary(console: Console, results: Mapping[str, TaskResult]) -> None:
+    """Print one row per task: what happened, the output versions, the run id."""
+    table = Table(title="aeromancy run", title_justify="left", show_edge=False)
+    table.add_column("task")
+    table.add_column("result")
+    table.add_column("outputs")
+    table.add_column("run")
+    for name, result in results.items():
+        outputs = ", ".join(f"{v.name}:{v.label}" for v in result.outputs)
+        table.add_row(name, _outcome_text(result), outputs or "-", result.run_id or "-")
+    console.print(table)
+
+
+def print_failures(console: Console, results: Mapping[str, TaskResult]) -> None:
+    """Print the traceback of each failed task."""
+    for name, result in results.items():
+        if result.outcome is Outcome.FAILED:
+            console.rule(f"[red]task {name} failed")
+            console.print(result.error or "", markup=False, highlight=False)
+
+
+def open_tracker(name: str, warn: Console) -> Tracker:
+    """Return the tracker ``name``; a tracker that cannot even start is reported and skipped."""
+    try:
+        return make_tracker(name)
+    except UsageError:
+        raise
+    except Exception as exc:
+        warn.print(
+            f"warning: tracker {name} unavailable ({type(exc).__name__}: {exc}); running untracked",
+            markup=False,
+        )
+        return NoneTracker()
+
+
+def run_graph(
+    state: CliState,
+    options: RunOptions,
+    namespace: Namespace,
+    identity: RunIdentity,
+    environment_key: str,
+) -> None:
+    """Plan, run and summarise the graph. Raises TaskFailed (exit 1) if a task failed."""
+    settings = state.settings
+    err = Console(stderr=True)
+    graph = load_graph(options.tasks, settings.root, settings.project)
+    plan = build_plan(
+        graph,
+        state.store,
+        only=options.only,
+        overrides=options.overrides,
+        artifact_overrides=options.artifact_overrides,
+        namespace=namespace,
+    )
+    tracker = open_tracker(options.tracker_name, err)
+    invocation = Invocation(
+        project=settings.project,
+        root=settings.root,
+        tasks=options.tasks,
+        namespace=namespace,
+        identity=identity,
+        environment_key=environment_key,
+        group=invocation_id(),
+        tags=options.tags,
+        force=options.force,
+        jobs=options.jobs,
+    )
+    with RunProgress(err) as progress:
+        executor = Executor(
+            plan,
+            state.store,
+            invocation,
+            tracker,
+            listener=progress,
+            warn=lambda message: err.print(f"warning: {message}", markup=False),
+        )
+        results = executor.run()
+    print_summary(Console(), results)
+    print_failures(err, results)
+    raise_for_results(results)
+    failed = [name for name, result in results.items() if result.outcome is Outcome.FAILED]
+    if failed:
+        raise TaskFailed(f"task {', '.join(failed)} failed", "see the traceback above")
+
+
+@click.command("run")
+@click.argument("tasks", required=False)
+@click.option("--dev", is_flag=True, help="Run on the host; outputs go to the dev namespace.")
+@click.option("--only", multiple=True, metavar="NAME[,NAME]", help="Run only these tasks.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="TASK.PARAM=VALUE",
+    help="Override a task's config parameter (repeatable).",
+)
+@click.option("--force", is_flag=True, help="Run tasks even when they are up to date.")
+@click.option("--tags", multiple=True, metavar="A,B", help="Tags for the tracker.")
+@click.option(
+    "--artifact-override",
+    "pins",
+    multiple=True,
+    metavar="NAME:vN",
+    help="Use this version of a stored input (repeatable).",
+)
+@click.option(
+    "--tracker",
+    type=click.Choice(TRACKERS),
+    default=None,
+    help="wandb (default when tracked) or none (default with --dev).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run up to N independent tasks at once.",
+)
+@click.option("--debug", is_flag=True, help="Show debug logs and full tracebacks.")
+@click.option("--debug-shell", is_flag=True, help="Open a shell in the container instead.")
+@click.option("--extra-debian-package", "debian_packages", multiple=True, metavar="PKG")
+@click.option("--extra-docker-run-args", "docker_args", default="", metavar="ARGS")
+@click.option(
+    "--extra-env-var",
+    "env_vars",
+    multiple=True,
+    metavar="VAR",
+    help="Pass this variable into the container (never stored).",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    *,
+    tasks: str | None,
+    dev: bool,
+    only: tuple[str, ...],
+    assignments: tuple[str, ...],
+    force: bool,
+    tags: tuple[str, ...],
+    pins: tuple[str, ...],
+    tracker: str | None,
+    jobs: int,
+    debug: bool,
+    debug_shell: bool,
+    debian_packages: tuple[str, ...],
+    docker_args: str,
+    env_vars: tuple[str, ...],
+) -> None:
+    """Run the task graph in TASKS (a .py file or dotted module; default from pyproject)."""
+    state = ctx.find_object(CliState) or CliState()
+    state.debug = state.debug or debug
+    settings = state.settings
+    options = RunOptions(
+        tasks=tasks or settings.tasks,
+        dev=dev,
+        only=split_commas(only),
+        overrides=split_assignments(assignments),
+        force=force,
+        tags=split_commas(tags),
+        artifact_overrides=split_pins(pins),
+        tracker=tracker,
+        jobs=jobs,
+        debug=state.debug,
+        debug_shell=debug_shell,
+        extra_debian_packages=debian_packages,
+        extra_docker_run_args=docker_args,
+        extra_env_vars=env_vars,
+    )
+    # Task code reads relative paths (data/raw.csv) from the project root.
+    os.chdir(settings.root)
+    if options.dev:
+        identity = identity_from_git(settings.root)
+        run_graph(state, options, "dev", identity, dev_environment_key(settings.root))
+    elif inside_container():
+        identity = RunIdentity.from_environ()
+        run_graph(state, options, "tracked", identity, identity.environment_key())
+    else:
+        ctx.exit(launch_tracked_run(settings, options))
+
+
+COMMANDS: list[click.Command] = [run]

@@ -1,0 +1,194 @@
+"""Fingerprints: what must match for an earlier run of a task to stand in for a new one.
+
+Fingerprint = task name + code identity + resolved config + exact input digests +
+environment key. The code identity hashes the source of the task's module and of every
+project-local module it imports, followed transitively. Imports are read from the source
+with :mod:`ast` rather than from ``sys.modules``, so the answer does not depend on what
+happened to be imported first, and modules outside the project (the standard library,
+installed packages) never count: upgrading those is the environment key's job.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aeromancy.cache_files import write_atomically
+
+
+@dataclass(frozen=True)
+class CodeIdentity:
+    """The project files a task's code consists of (relative POSIX paths) and their hash."""
+
+    digest: str
+    files: tuple[str, ...]
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def fingerprint(
+    task: str,
+    code: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    environment: str,
+) -> str:
+    """Return ``sha256:<hex>`` over the canonical JSON of the five parts.
+
+    ``inputs`` maps each input reference to the digest of the exact version used.
+    """
+    document = {
+        "task": task,
+        "code": code,
+        "config": config,
+        "inputs": dict(sorted(inputs.items())),
+        "environment": environment,
+    }
+    return _sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+
+
+class CodeScanner:
+    """Finds the project-local modules a module imports, with results cached per file.
+
+    ``search_path`` holds the directories project modules are imported from; a module
+    counts as project-local when its file lies under ``root``.
+    """
+
+    def __init__(
+        self, root: Path, search_path: Sequence[Path], cache_dir: Path | None = None
+    ) -> None:
+        self.root = root.resolve()
+        self.search_path = [p.resolve() for p in search_path]
+        self.cache_dir = cache_dir
+        self._imports: dict[Path, tuple[Path, ...]] = {}
+        self._digests: dict[Path, str] = {}
+        self._identities: dict[Path, CodeIdentity] = {}
+        self._modules: dict[str, CodeIdentity] = {}
+
+    def identity_of_module(self, module_name: str) -> CodeIdentity:
+        """Return the code identity of an imported module, or of its name when it has no file."""
+        if module_name not in self._modules:
+            module = sys.modules.get(module_name)
+            path = getattr(module, "__file__", None)
+            if path:
+                self._modules[module_name] = self.identity(Path(path).resolve())
+            else:
+                self._modules[module_name] = CodeIdentity(_sha256(module_name.encode()), ())
+        return self._modules[module_name]
+
+    def identity(self, path: Path) -> CodeIdentity:
+        """Return the identity of the module file ``path`` and its project-local imports."""
+        if path not in self._identities:
+            files = sorted(self._closure(path))
+            listing = [[self._relative(file), self._digests[file]] for file in files]
+            blob = json.dumps(listing, separators=(",", ":")).encode()
+            self._identities[path] = CodeIdentity(_sha256(blob), tuple(r for r, _ in listing))
+        return self._identities[path]
+
+    def _relative(self, file: Path) -> str:
+        if file.is_relative_to(self.root):
+            return file.relative_to(self.root).as_posix()
+        return file.as_posix()
+
+    def _closure(self, start: Path) -> set[Path]:
+        seen = {start}
+        stack = [start]
+        while stack:
+            for found in self._local_imports(stack.pop()):
+                if found not in seen:
+                    seen.add(found)
+                    stack.append(found)
+        return seen
+
+    def _local_imports(self, path: Path) -> tuple[Path, ...]:
+        if path not in self._imports:
+            source = path.read_bytes()
+            self._digests[path] = _sha256(source)
+            names = self._imported_names(path, source, self._package_of(path))
+            found = (self._find(name) for name in names)
+            self._imports[path] = tuple(dict.fromkeys(f for f in found if f is not None))
+        return self._imports[path]
+
+    def _imported_names(self, path: Path, source: bytes, package: str) -> list[str]:
+        """Return the names ``source`` imports, from the on-disk cache when it has them.
+
+        Parsing a large module costs far more than reading one small JSON file, and the
+        answer depends only on the source and its package.
+        """
+        if self.cache_dir is None:
+            return list(_imported_names(path, source, package))
+        key = hashlib.sha256(source + b"\0" + package.encode()).hexdigest()
+        cached = self.cache_dir / "imports" / f"{key}.json"
+        try:
+            return list(json.loads(cached.read_bytes()))
+        except (OSError, ValueError):
+            pass
+        names = list(dict.fromkeys(_imported_names(path, source, package)))
+        write_atomically(cached, json.dumps(names).encode())
+        return names
+
+    def _package_of(self, path: Path) -> str:
+        """Return the dotted package ``path`` belongs to, '' for a top-level module."""
+        for directory in self.search_path:
+            if path.is_relative_to(directory):
+                parts = path.relative_to(directory).with_suffix("").parts
+                return ".".join(parts[:-1])
+        return ""
+
+    def _find(self, dotted: str) -> Path | None:
+        """Return the project file of module ``dotted``, or None when it is not project-local."""
+        parts = dotted.split(".")
+        for directory in self.search_path:
+            base = directory.joinpath(*parts)
+            for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
+                if candidate.is_file():
+                    resolved = candidate.resolve()
+                    return resolved if resolved.is_relative_to(self.root) else None
+        return None
+
+
+def _imported_names(path: Path, source: bytes, package: str) -> Iterator[str]:
+    """Yield every dotted module name ``source`` may import, parents and submodules included."""
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except (SyntaxError, ValueError):
+        return
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield from _with_parents(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node.module or "", node.level, package)
+            if base is None:
+                continue
+            if base:
+                yield from _with_parents(base)
+            # ``from pkg import name`` may name a submodule; a miss is simply not found.
+            for alias in node.names:
+                if alias.name != "*":
+                    yield f"{base}.{alias.name}" if base else alias.name
+
+
+def _with_parents(dotted: str) -> Iterator[str]:
+    parts = dotted.split(".")
+    for end in range(1, len(parts) + 1):
+        yield ".".join(parts[:end])
+
+
+def _absolute(module: str, level: int, package: str) -> str | None:
+    """Return the absolute name of a (possibly relative) import, or None if it escapes."""
+    if level == 0:
+        return module
+    parts = package.split(".") if package else []
+    if level - 1 > len(parts):
+        return None
+    base = parts[: len(parts) - (level - 1)]
+    return ".".join([*base, module] if module else base)

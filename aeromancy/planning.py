@@ -1,0 +1,204 @@
+"""The task graph and the plan of one run, both checked before anything runs.
+
+The graph links each task to the tasks producing its inputs. A plan is the graph cut
+down to the tasks asked for, with every config resolved and every input that no
+selected task produces resolved to an exact version in the store.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aeromancy.errors import GraphError, NotFound, UsageError
+from aeromancy.store.manifest import ArtifactVersion, Namespace
+from aeromancy.tasks import TaskSpec, load_tasks, resolve_configs
+
+if TYPE_CHECKING:
+    from aeromancy.store import Store
+
+
+@dataclass(frozen=True)
+class TaskGraph:
+    """Tasks by name, which task produces each artifact, and each task's upstream tasks."""
+
+    project: str
+    specs: Mapping[str, TaskSpec]
+    producers: Mapping[str, str]
+    upstream: Mapping[str, tuple[str, ...]]
+
+    def local_name(self, ref: str) -> str | None:
+        """Return the artifact name ``ref`` means in this project, or None for another project's."""
+        project, _, name = ref.rpartition("/")
+        return name if project in ("", self.project) else None
+
+    def producer_of(self, ref: str) -> str | None:
+        """Return the task of this graph producing input ``ref``, or None when none does."""
+        name = self.local_name(ref)
+        return None if name is None else self.producers.get(name)
+
+    def order(self, names: Iterable[str] | None = None) -> list[str]:
+        """Return ``names`` (default: every task) so that producers come before consumers."""
+        chosen = set(self.specs if names is None else names)
+        sorter = self.sorter(chosen)
+        return list(sorter.static_order())
+
+    def sorter(self, names: set[str]) -> graphlib.TopologicalSorter[str]:
+        """Return a sorter over ``names`` whose edges are the upstream links inside ``names``."""
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for name in sorted(names):
+            sorter.add(name, *(up for up in self.upstream[name] if up in names))
+        return sorter
+
+    def downstream(self, name: str) -> list[str]:
+        """Return the tasks consuming an output of ``name`` directly (empty for a leaf)."""
+        return sorted(other for other, ups in self.upstream.items() if name in ups)
+
+
+def build_graph(specs: Mapping[str, TaskSpec], project: str) -> TaskGraph:
+    """Return the graph of ``specs``. Raises GraphError for two producers of a name or a cycle."""
+    producers: dict[str, str] = {}
+    for spec in specs.values():
+        for output in spec.outputs:
+            if output in producers:
+                raise GraphError(
+                    f"artifact {output!r} is produced by both {producers[output]} and {spec.name}",
+                    "give one of the outputs another name",
+                )
+            producers[output] = spec.name
+    graph = TaskGraph(project, specs, producers, {})
+    upstream = {
+        spec.name: tuple(sorted({p for ref in spec.inputs if (p := graph.producer_of(ref))}))
+        for spec in specs.values()
+    }
+    graph = TaskGraph(project, specs, producers, upstream)
+    _check_acyclic(graph)
+    return graph
+
+
+def _check_acyclic(graph: TaskGraph) -> None:
+    try:
+        graph.sorter(set(graph.specs)).prepare()
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(reversed(exc.args[1]))
+        raise GraphError(f"the task graph has a cycle: {cycle}", "break the cycle") from exc
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run will do: the selected tasks in order, their configs, store inputs."""
+
+    graph: TaskGraph
+    order: tuple[str, ...]
+    configs: Mapping[str, Mapping[str, Any]]
+    store_inputs: Mapping[str, ArtifactVersion] = field(default_factory=dict)
+    namespace: Namespace = "tracked"
+
+    def is_selected(self, name: str) -> bool:
+        """Return True when task ``name`` is part of this run."""
+        return name in self.configs
+
+
+def select_tasks(graph: TaskGraph, only: Sequence[str]) -> list[str]:
+    """Return the tasks to run in order: ``only`` if given, else all.
+
+    Raises NotFound naming any unknown task.
+    """
+    unknown = [name for name in only if name not in graph.specs]
+    if unknown:
+        raise NotFound(
+            f"--only names unknown task {', '.join(unknown)}",
+            f"tasks: {', '.join(sorted(graph.specs))}",
+        )
+    return graph.order(only or None)
+
+
+def parse_artifact_overrides(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Return ``--artifact-override`` pins as input reference -> version label."""
+    pins: dict[str, str] = {}
+    for ref, label in pairs:
+        if not ref or not label:
+            raise UsageError(f"--artifact-override {ref}:{label}: expected NAME:vN")
+        pins[ref] = label
+    return pins
+
+
+def build_plan(
+    graph: TaskGraph,
+    store: Store,
+    *,
+    only: Sequence[str] = (),
+    overrides: Iterable[tuple[str, str]] = (),
+    artifact_overrides: Iterable[tuple[str, str]] = (),
+    namespace: Namespace = "tracked",
+) -> Plan:
+    """Return the checked plan of a run; raise a UsageError subclass for anything wrong.
+
+    Nothing is written: the store is only read, to resolve inputs no selected task produces.
+    """
+    order = select_tasks(graph, only)
+    selected = set(order)
+    all_configs = resolve_configs(graph.specs, overrides)
+    left_out = sorted({key.rpartition(".")[0] for key, _ in overrides} - selected)
+    if left_out:
+        raise UsageError(f"--set names task {', '.join(left_out)}, which --only leaves out")
+    pins = parse_artifact_overrides(artifact_overrides)
+    store_refs = _store_refs(graph, order, selected)
+    _check_pins(graph, pins, store_refs)
+    store_inputs = _resolve_store_inputs(graph, store, store_refs, pins, namespace)
+    configs = {name: all_configs[name] for name in order}
+    return Plan(graph, tuple(order), configs, store_inputs, namespace)
+
+
+def _store_refs(graph: TaskGraph, order: Sequence[str], selected: set[str]) -> list[str]:
+    """Return the input references that no selected task produces, in first-use order."""
+    refs: dict[str, None] = {}
+    for name in order:
+        for ref in graph.specs[name].inputs:
+            if graph.producer_of(ref) not in selected:
+                refs[ref] = None
+    return list(refs)
+
+
+def _check_pins(graph: TaskGraph, pins: Mapping[str, str], store_refs: Sequence[str]) -> None:
+    for ref in pins:
+        if ref in store_refs:
+            continue
+        producer = graph.producer_of(ref)
+        if producer is not None:
+            raise UsageError(
+                f"--artifact-override {ref}: task {producer} produces it in this run",
+                f"add --only for the tasks after {producer} to use a stored version",
+            )
+        raise UsageError(f"--artifact-override {ref}: no task of this run reads it")
+
+
+def _resolve_store_inputs(
+    graph: TaskGraph,
+    store: Store,
+    refs: Sequence[str],
+    pins: Mapping[str, str],
+    namespace: Namespace,
+) -> dict[str, ArtifactVersion]:
+    resolved: dict[str, ArtifactVersion] = {}
+    missing: list[str] = []
+    for ref in refs:
+        wanted = f"{ref}:{pins[ref]}" if ref in pins else ref
+        try:
+            resolved[ref] = store.resolve(wanted, graph.project, namespace=namespace)
+        except NotFound:
+            missing.append(wanted)
+    if missing:
+        raise GraphError(
+            f"no task produces and the store lacks: {', '.join(missing)}",
+            "add a task that outputs it, `aeromancy push` it, or check the name",
+        )
+    return resolved
+
+
+def load_graph(tasks: str, root: Path, project: str) -> TaskGraph:
+    """Return the graph of the task module ``tasks`` (path or dotted name) under ``root``."""
+    return build_graph(load_tasks(tasks, root), project)

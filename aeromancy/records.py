@@ -1,0 +1,335 @@
+"""Run records: what one task run did, and the lineage queries they answer.
+
+A run record is a JSON document stored with ``store.put_run_record``; see docs/tasks.md
+for its fields. Records are written once and never changed, so every query here is a
+read of the records as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aeromancy.cache_files import cache_path, write_atomically
+from aeromancy.errors import NotFound
+from aeromancy.store.layout import runs_prefix
+from aeromancy.store.manifest import ArtifactVersion, Namespace
+
+if TYPE_CHECKING:
+    from aeromancy.store import Store
+
+RECORD_FORMAT = 1
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+NAMESPACES: tuple[Namespace, ...] = ("tracked", "dev")
+
+
+def now_iso() -> str:
+    """Return the current UTC time as an ISO 8601 string with microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def new_run_id() -> str:
+    """Return a new run id: UTC time to the second (ids sort by start) and 32 random bits."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(4)}"
+
+
+def input_entry(ref: str, version: ArtifactVersion) -> dict[str, Any]:
+    """Return how a record lists one input: the task's reference and the exact version."""
+    return {
+        "ref": ref,
+        "project": version.project,
+        "name": version.name,
+        "label": version.label,
+        "digest": version.digest,
+    }
+
+
+def output_entry(version: ArtifactVersion) -> dict[str, Any]:
+    """Return how a record lists one published output."""
+    return {
+        "project": version.project,
+        "name": version.name,
+        "label": version.label,
+        "digest": version.digest,
+        "type": version.type,
+    }
+
+
+def namespace_of_label(label: str) -> Namespace:
+    """Return the namespace a version label lives in: ``dev3`` -> dev, ``v3`` -> tracked."""
+    return "dev" if label.startswith("dev") else "tracked"
+
+
+def version_of_entry(store: Store, entry: Mapping[str, Any]) -> ArtifactVersion:
+    """Return the version an input or output entry names. Raises NotFound when it is gone."""
+    label = str(entry["label"])
+    ref = f"{entry['project']}/{entry['name']}:{label}"
+    return store.resolve(ref, str(entry["project"]), namespace=namespace_of_label(label))
+
+
+SUMMARY_FIELDS = (
+    "run_id",
+    "task",
+    "status",
+    "fingerprint",
+    "inputs",
+    "outputs",
+    "config",
+    "code",
+    "environment_key",
+    "started",
+    "ended",
+    "git_commit",
+    "git_dirty",
+    "namespace",
+    "group",
+)
+SUMMARY_FORMAT = 1
+
+
+def summarise(store: Store, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the part of a record that status, lineage and listings read.
+
+    ``output_blobs`` lists the sha256 of every file of the record's outputs (read from
+    their manifests once), so a status check can verify them without reading manifests.
+    It is None when a manifest is gone, which makes the run unusable for reuse.
+    """
+    summary = {key: record.get(key) for key in SUMMARY_FIELDS}
+    blobs: list[str] = []
+    for entry in record.get("outputs", ()):
+        try:
+            version = version_of_entry(store, entry)
+        except NotFound:
+            summary["output_blobs"] = None
+            return summary
+        blobs.extend(f.sha256 for f in version.files)
+    summary["output_blobs"] = blobs
+    return summary
+
+
+def _run_ids(store: Store, project: str, namespace: Namespace) -> list[str]:
+    """Return the ids of every run record of ``project`` in ``namespace``, sorted."""
+    prefix = runs_prefix(namespace, project)
+    ids = []
+    for key in store.backend.list_prefix(prefix):
+        rest = key[len(prefix) :]
+        if rest.endswith(".json") and "/" not in rest:
+            ids.append(rest[: -len(".json")])
+    return sorted(ids)
+
+
+def _summary_cache(store: Store, project: str, namespace: Namespace) -> Path:
+    where = hashlib.sha256(store.describe().encode()).hexdigest()[:16]
+    return cache_path("records", where, namespace, f"{project}.json")
+
+
+def record_summaries(store: Store, project: str, namespace: Namespace) -> list[dict[str, Any]]:
+    """Return the summaries of every run record of ``project`` in ``namespace`` ([] if none).
+
+    Records are written once and never change, so summaries are kept in the local cache
+    and only records not seen before are read: a planning pass lists the run ids and
+    reads one small file instead of every record.
+    """
+    ids = _run_ids(store, project, namespace)
+    path = _summary_cache(store, project, namespace)
+    cached: dict[str, dict[str, Any]] = {}
+    try:
+        document = json.loads(path.read_bytes())
+        if document.get("format") == SUMMARY_FORMAT:
+            cached = document["runs"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    missing = [run_id for run_id in ids if run_id not in cached]
+    if missing:
+
+        def fetch(run_id: str) -> dict[str, Any]:
+            return summarise(store, store.get_run_record(project, run_id, namespace=namespace))
+
+        with ThreadPoolExecutor(max(1, min(16, len(missing)))) as pool:
+            cached.update(zip(missing, pool.map(fetch, missing), strict=True))
+    if missing or len(cached) != len(ids):
+        cached = {run_id: cached[run_id] for run_id in ids}
+        document = {"format": SUMMARY_FORMAT, "runs": cached}
+        write_atomically(path, json.dumps(document, separators=(",", ":")).encode())
+    return [cached[run_id] for run_id in ids]
+
+
+@dataclass
+class RecordIndex:
+    """The successful runs of one project and namespace, newest first per fingerprint.
+
+    ``environments`` lists, per task, the environment keys its successful runs had
+    (newest first): on the host the image id of a tracked run is unknown, so a status
+    check there asks whether any of them would match.
+    """
+
+    by_fingerprint: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    environments: dict[str, list[str]] = field(default_factory=dict)
+    latest: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, records: Iterable[Mapping[str, Any]]) -> RecordIndex:
+        """Return the index of ``records`` (failed runs are left out)."""
+        index = cls()
+        ordered = sorted(records, key=lambda r: str(r.get("ended", "")), reverse=True)
+        for record in ordered:
+            index._append(record)
+        return index
+
+    def _append(self, record: Mapping[str, Any]) -> None:
+        if record.get("status") != SUCCEEDED or not record.get("fingerprint"):
+            return
+        self.by_fingerprint.setdefault(str(record["fingerprint"]), []).append(record)
+        self.latest.setdefault(str(record.get("task")), record)
+        keys = self.environments.setdefault(str(record.get("task")), [])
+        key = str(record.get("environment_key", ""))
+        if key not in keys:
+            keys.append(key)
+
+    @classmethod
+    def load(cls, store: Store, project: str, namespace: Namespace) -> RecordIndex:
+        """Return the index of every run record of ``project`` in ``namespace``."""
+        return cls.build(record_summaries(store, project, namespace))
+
+    def candidate(self, fingerprint: str) -> Mapping[str, Any] | None:
+        """Return the newest successful run with this fingerprint, or None."""
+        found = self.by_fingerprint.get(fingerprint)
+        return found[0] if found else None
+
+    def reusable(
+        self, store: Store, fingerprint: str
+    ) -> tuple[Mapping[str, Any], list[ArtifactVersion]] | None:
+        """Return the newest matching run whose outputs are all still stored, and them.
+
+        Returns None when no successful run has this fingerprint or none kept its outputs.
+        """
+        for record in self.by_fingerprint.get(fingerprint, ()):
+            outputs = _stored_outputs(store, record)
+            if outputs is not None:
+                return record, outputs
+        return None
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Remember a record just written, so later look-ups in this process see it first."""
+        if record.get("status") == SUCCEEDED:
+            self.by_fingerprint.setdefault(str(record["fingerprint"]), []).insert(0, record)
+            self.latest[str(record.get("task"))] = record
+            keys = self.environments.setdefault(str(record.get("task")), [])
+            key = str(record.get("environment_key", ""))
+            if key not in keys:
+                keys.insert(0, key)
+
+
+def _stored_outputs(store: Store, record: Mapping[str, Any]) -> list[ArtifactVersion] | None:
+    versions = []
+    for entry in record.get("outputs", ()):
+        try:
+            version = version_of_entry(store, entry)
+        except NotFound:
+            return None
+        if version.digest != entry["digest"] or not store.has_content(version):
+            return None
+        versions.append(version)
+    return versions
+
+
+def all_records(store: Store, project: str) -> list[Mapping[str, Any]]:
+    """Return the run record summaries of ``project`` in both namespaces, newest first."""
+    records: list[Mapping[str, Any]] = []
+    for namespace in NAMESPACES:
+        records.extend(record_summaries(store, project, namespace))
+    return sorted(
+        records, key=lambda r: (str(r.get("started", "")), str(r.get("run_id", ""))), reverse=True
+    )
+
+
+@dataclass
+class LineageNode:
+    """One artifact version in a lineage tree and the run that links it to its neighbours.
+
+    ``run`` is always the run that produced ``ref``. Upstream, ``children`` are that run's
+    inputs; downstream, they are the outputs of the runs that consumed ``ref``.
+    ``seen`` marks a version already shown elsewhere in the tree (not expanded again);
+    ``missing`` one whose manifest is no longer in the store.
+    """
+
+    ref: str
+    digest: str
+    run: Mapping[str, Any] | None = None
+    children: list[LineageNode] = field(default_factory=list)
+    seen: bool = False
+    missing: bool = False
+
+
+def _entry_ref(entry: Mapping[str, Any]) -> str:
+    return f"{entry['project']}/{entry['name']}:{entry['label']}"
+
+
+def _find_record(store: Store, version: ArtifactVersion) -> Mapping[str, Any] | None:
+    if not version.run_id:
+        return None
+    try:
+        return store.get_run_record(version.project, version.run_id, namespace=version.namespace)
+    except NotFound:
+        return None
+
+
+def upstream(store: Store, version: ArtifactVersion, seen: set[str] | None = None) -> LineageNode:
+    """Return the tree of ``version``, its producing run, that run's inputs, recursively."""
+    seen = set() if seen is None else seen
+    node = LineageNode(version.ref, version.digest)
+    if version.ref in seen:
+        node.seen = True
+        return node
+    seen.add(version.ref)
+    node.run = _find_record(store, version)
+    for entry in (node.run or {}).get("inputs", ()):
+        try:
+            parent = version_of_entry(store, entry)
+        except NotFound:
+            node.children.append(LineageNode(_entry_ref(entry), str(entry["digest"]), missing=True))
+            continue
+        node.children.append(upstream(store, parent, seen))
+    return node
+
+
+def consumers_index(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Return the runs that read each version, keyed by ``project/name:label``."""
+    index: dict[str, list[Mapping[str, Any]]] = {}
+    for record in sorted(records, key=lambda r: str(r.get("started", ""))):
+        for entry in record.get("inputs", ()):
+            index.setdefault(_entry_ref(entry), []).append(record)
+    return index
+
+
+def downstream(
+    node: LineageNode,
+    index: Mapping[str, Sequence[Mapping[str, Any]]],
+    seen: set[str] | None = None,
+) -> LineageNode:
+    """Return ``node`` with the outputs of the runs that consumed it attached, recursively."""
+    seen = set() if seen is None else seen
+    if node.ref in seen:
+        node.seen = True
+        return node
+    seen.add(node.ref)
+    for record in index.get(node.ref, ()):
+        for entry in record.get("outputs", ()):
+            child = LineageNode(_entry_ref(entry), str(entry["digest"]), run=record)
+            node.children.append(downstream(child, index, seen))
+    return node
+
+
+def downstream_of(store: Store, version: ArtifactVersion) -> LineageNode:
+    """Return the tree of every version made, directly or not, from ``version``."""
+    root = LineageNode(version.ref, version.digest, run=_find_record(store, version))
+    return downstream(root, consumers_index(all_records(store, version.project)))

@@ -1,0 +1,150 @@
+"""Whether each task of a plan is up to date, decided without running anything.
+
+Used by ``aeromancy list`` and the planning benchmark. The executor makes the same
+decision task by task while it runs (a stale upstream task may still produce
+byte-identical outputs, and then its consumers stay up to date).
+
+A pass first trusts the run summaries (which list each output's blobs), then checks
+every blob of every reused output in one bulk query. Only when something is gone
+does it check again task by task, reading manifests, to say exactly which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aeromancy.fingerprint import CodeIdentity, fingerprint
+from aeromancy.planning import Plan
+from aeromancy.records import RecordIndex
+from aeromancy.store.manifest import ArtifactVersion, FileEntry
+
+if TYPE_CHECKING:
+    from aeromancy.store import Store
+
+EnvironmentKeys = Callable[[str], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """One task's status: up to date (with the run it would reuse) or why it would run.
+
+    ``outputs`` maps each output name to the digest of the version it would reuse;
+    ``blobs`` lists that version's file digests (empty when the task would run).
+    """
+
+    task: str
+    up_to_date: bool
+    reason: str
+    run_id: str | None = None
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    blobs: tuple[str, ...] = ()
+
+
+def plan_status(
+    plan: Plan,
+    store: Store,
+    index: RecordIndex,
+    code: Mapping[str, CodeIdentity],
+    environment_keys: EnvironmentKeys,
+) -> dict[str, TaskStatus]:
+    """Return the status of each planned task, in plan order.
+
+    ``environment_keys(task)`` gives the environment keys a matching run may have had:
+    the current one when known, else those of the task's earlier runs.
+    """
+    quick = _StatusPass(plan, store, index, code, environment_keys, verify=False).run()
+    if blobs_present(store, (sha for status in quick.values() for sha in status.blobs)):
+        return quick
+    return _StatusPass(plan, store, index, code, environment_keys, verify=True).run()
+
+
+def blobs_present(store: Store, digests: Iterable[str]) -> bool:
+    """Return True when every blob is in the store, asked in one bulk ``has_content``."""
+    unique = sorted(set(digests))
+    if not unique:
+        return True
+    files = tuple(FileEntry(sha, 0, sha) for sha in unique)
+    return store.has_content(ArtifactVersion("bulk", "bulk", 0, "artifact", files))
+
+
+@dataclass
+class _StatusPass:
+    plan: Plan
+    store: Store
+    index: RecordIndex
+    code: Mapping[str, CodeIdentity]
+    environment_keys: EnvironmentKeys
+    verify: bool
+    statuses: dict[str, TaskStatus] = field(default_factory=dict)
+
+    def run(self) -> dict[str, TaskStatus]:
+        for name in self.plan.order:
+            self.statuses[name] = self.status(name)
+        return self.statuses
+
+    def _input_digests(self, name: str) -> dict[str, str]:
+        graph = self.plan.graph
+        digests = {}
+        for ref in graph.specs[name].inputs:
+            producer = graph.producer_of(ref)
+            if producer is not None and producer in self.statuses:
+                digests[ref] = self.statuses[producer].outputs[str(graph.local_name(ref))]
+            else:
+                digests[ref] = self.plan.store_inputs[ref].digest
+        return digests
+
+    def _reusable(self, name: str, key: str) -> TaskStatus | None:
+        if self.verify:
+            found = self.index.reusable(self.store, key)
+            if found is None:
+                return None
+            record, versions = found
+            outputs = {v.name: v.digest for v in versions}
+            blobs = tuple(f.sha256 for v in versions for f in v.files)
+            return TaskStatus(name, True, "up to date", str(record["run_id"]), outputs, blobs)
+        summary = self.index.candidate(key)
+        if summary is None or summary.get("output_blobs") is None:
+            return None
+        outputs = {str(o["name"]): str(o["digest"]) for o in summary.get("outputs", ())}
+        blobs = tuple(summary["output_blobs"])
+        return TaskStatus(name, True, "up to date", str(summary["run_id"]), outputs, blobs)
+
+    def status(self, name: str) -> TaskStatus:
+        ups = self.plan.graph.upstream[name]
+        stale = [up for up in ups if up in self.statuses and not self.statuses[up].up_to_date]
+        if stale:
+            return TaskStatus(name, False, f"upstream {', '.join(stale)} will run")
+        digests = self._input_digests(name)
+        config = self.plan.configs[name]
+        code = self.code[name]
+        for environment in self.environment_keys(name):
+            key = fingerprint(name, code.digest, config, digests, environment)
+            found = self._reusable(name, key)
+            if found is not None:
+                return found
+        latest = self.index.latest.get(name)
+        return TaskStatus(name, False, _why_stale(latest, code, config, digests))
+
+
+def _why_stale(
+    latest: Mapping[str, Any] | None,
+    code: CodeIdentity,
+    config: Mapping[str, Any],
+    digests: Mapping[str, str],
+) -> str:
+    """Return what differs from the task's newest successful run ('never run' if none)."""
+    if latest is None:
+        return "never run"
+    changes = []
+    if (latest.get("code") or {}).get("digest") != code.digest:
+        changes.append("code")
+    if latest.get("config") != dict(config):
+        changes.append("config")
+    recorded = {str(i.get("ref")): i.get("digest") for i in latest.get("inputs") or ()}
+    if recorded != dict(digests):
+        changes.append("inputs")
+    if not changes:
+        return "environment changed or outputs gone from the store"
+    return f"{', '.join(changes)} changed"

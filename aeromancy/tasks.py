@@ -1,0 +1,333 @@
+"""Tasks: the ``@task`` decorator, task config, and loading the module that declares them.
+
+A task is a plain function ``f(ctx, *, param=default, ...)`` marked with ``@task``.
+The decorator leaves the function callable as written and attaches a :class:`TaskSpec`
+that says what it reads, what it writes, and which config it takes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FunctionType, ModuleType
+from typing import Any, TypeVar
+
+from aeromancy.errors import GraphError, NotFound, UsageError
+from aeromancy.names import check_name
+
+SPEC_ATTRIBUTE = "__aeromancy_task__"
+DEFAULT_OUTPUT_TYPE = "artifact"
+CONFIG_TYPES = (bool, int, float, str, list, dict, type(None))
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What one task reads, writes and takes as config; ``fn`` is the undecorated function.
+
+    ``inputs`` are artifact references (``name`` or ``project/name``); ``outputs`` maps each
+    output name to its artifact type; ``defaults`` maps each config parameter to its default.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    inputs: tuple[str, ...]
+    outputs: Mapping[str, str]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def module_name(self) -> str:
+        """Return the dotted name of the module that defines the task function."""
+        return str(self.fn.__module__)
+
+
+def task(
+    inputs: Iterable[str] = (),
+    outputs: Mapping[str, str] | Iterable[str] = (),
+) -> Callable[[F], F]:
+    """Mark a function as a task. ``outputs`` is ``{name: type}`` or a list (type "artifact").
+
+    Raises InvalidName for a bad input or output name and UsageError when the function's
+    parameters after ``ctx`` are not keyword parameters with JSON-like defaults.
+    """
+    input_refs = tuple(_check_input_ref(ref) for ref in _as_list(inputs, "inputs"))
+    if isinstance(outputs, Mapping):
+        output_types = {check_name(name): str(kind) for name, kind in outputs.items()}
+    else:
+        output_types = {check_name(name): DEFAULT_OUTPUT_TYPE for name in _as_list(outputs, "out")}
+
+    def decorate(fn: F) -> F:
+        name = check_name(fn.__name__, "task")
+        spec = TaskSpec(name, fn, input_refs, output_types, config_defaults(fn))
+        setattr(fn, SPEC_ATTRIBUTE, spec)
+        return fn
+
+    return decorate
+
+
+def _as_list(values: Iterable[str], what: str) -> list[str]:
+    if isinstance(values, str):
+        raise UsageError(f"@task {what} must be a list of names, not the string {values!r}")
+    return list(values)
+
+
+def _check_input_ref(ref: str) -> str:
+    """Return ``ref`` (``name`` or ``project/name``) after checking both parts."""
+    project, _, name = ref.rpartition("/")
+    if project:
+        check_name(project, "project")
+    check_name(name)
+    return ref
+
+
+def input_name(ref: str) -> str:
+    """Return the artifact name of an input reference (``project/name`` -> ``name``)."""
+    return ref.rpartition("/")[2]
+
+
+def config_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Return the task's config: each parameter after ``ctx`` mapped to its default."""
+    found = _plain_config_defaults(fn)
+    return found if found is not None else _checked_config_defaults(fn)
+
+
+def _plain_config_defaults(fn: Callable[..., Any]) -> dict[str, Any] | None:
+    """Return the config of a plain, valid function read straight from its code object.
+
+    ``inspect.signature`` costs ~40 us a call, which matters for 10,000-task graphs.
+    Returns None for anything unusual (wrapped, *args, a missing or odd default), which
+    the full check then explains.
+    """
+    if not isinstance(fn, FunctionType) or hasattr(fn, "__wrapped__"):
+        return None
+    code = fn.__code__
+    if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_posonlyargcount > 1:
+        return None
+    count = code.co_argcount
+    names = code.co_varnames[: count + code.co_kwonlyargcount]
+    positional_defaults = fn.__defaults__ or ()
+    if count == 0 or len(positional_defaults) != count - 1:
+        return None
+    defaults = dict(zip(names[1:count], positional_defaults, strict=True))
+    keyword_defaults = fn.__kwdefaults__ or {}
+    for name in names[count:]:
+        if name not in keyword_defaults:
+            return None
+        defaults[name] = keyword_defaults[name]
+    if not all(isinstance(value, CONFIG_TYPES) for value in defaults.values()):
+        return None
+    return defaults
+
+
+def _checked_config_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Return the config via ``inspect.signature``; raise UsageError saying what is wrong."""
+    params = list(inspect.signature(fn).parameters.values())
+    where = f"task {fn.__name__}"
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not params or params[0].kind not in positional:
+        raise UsageError(f"{where} must take the context as its first parameter", "def f(ctx): ...")
+    defaults: dict[str, Any] = {}
+    for param in params[1:]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+            raise UsageError(
+                f"{where}: parameter {param.name!r} cannot be config", "use name=default"
+            )
+        if param.default is param.empty:
+            raise UsageError(f"{where}: config parameter {param.name!r} needs a default value")
+        if not isinstance(param.default, CONFIG_TYPES):
+            raise UsageError(
+                f"{where}: default of {param.name!r} is a {type(param.default).__name__}",
+                "config defaults are bool, int, float, str, list, dict or None",
+            )
+        defaults[param.name] = param.default
+    return defaults
+
+
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOLEANS |= {"false": False, "no": False, "off": False, "0": False}
+
+
+def _parse_bool(raw: str) -> bool:
+    try:
+        return _BOOLEANS[raw.strip().lower()]
+    except KeyError:
+        raise ValueError("expected true or false") from None
+
+
+def _parse_json_of(kind: type) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        value = json.loads(raw)
+        if not isinstance(value, kind):
+            raise ValueError(f"expected a JSON {kind.__name__}")
+        return value
+
+    return parse
+
+
+def _parse_any(raw: str) -> Any:
+    """Parse for a None default: any JSON value, else the raw string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+# bool before int: True is an int too.
+_PARSERS: tuple[tuple[type, Callable[[str], Any]], ...] = (
+    (bool, _parse_bool),
+    (int, int),
+    (float, float),
+    (str, str),
+    (list, _parse_json_of(list)),
+    (dict, _parse_json_of(dict)),
+)
+
+
+def parse_value(raw: str, default: Any) -> Any:
+    """Return ``raw`` parsed to the type of ``default``; raise ValueError when it does not parse."""
+    for kind, parse in _PARSERS:
+        if isinstance(default, kind):
+            return parse(raw)
+    return _parse_any(raw)
+
+
+def resolve_configs(
+    specs: Mapping[str, TaskSpec], overrides: Iterable[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """Return each task's config after applying ``--set`` overrides (``task.param``, raw value).
+
+    Raises UsageError naming an unknown task or parameter, or a value that does not parse.
+    """
+    configs = {name: dict(spec.defaults) for name, spec in specs.items()}
+    for key, raw in overrides:
+        task_name, dot, param = key.rpartition(".")
+        if not dot or not task_name or not param:
+            raise UsageError(f"--set {key}={raw}: expected TASK.PARAM=VALUE")
+        if task_name not in specs:
+            raise UsageError(
+                f"--set {key}: unknown task {task_name!r}", f"tasks: {', '.join(sorted(specs))}"
+            )
+        defaults = specs[task_name].defaults
+        if param not in defaults:
+            known = ", ".join(sorted(defaults)) or "none"
+            raise UsageError(
+                f"--set {key}: task {task_name} has no parameter {param!r}", f"parameters: {known}"
+            )
+        try:
+            configs[task_name][param] = parse_value(raw, defaults[param])
+        except ValueError as exc:
+            kind = type(defaults[param]).__name__
+            raise UsageError(f"--set {key}={raw}: not a valid {kind} ({exc})") from exc
+    return configs
+
+
+def _is_path(tasks: str, root: Path) -> bool:
+    return tasks.endswith(".py") or "/" in tasks or (root / tasks).is_file()
+
+
+# Project roots whose modules this process imported (more than one under tests).
+_loaded_roots: set[str] = set()
+
+
+def _forget_project_modules(root: Path) -> None:
+    """Drop modules imported from any project root, so edits and other projects are seen.
+
+    Without this a second load in one process would reuse the first ``helpers`` module.
+    """
+    _loaded_roots.add(str(root))
+    prefixes = tuple(prefix + os.sep for prefix in _loaded_roots)
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.startswith(prefixes):
+            del sys.modules[name]
+
+
+def _put_first_on_path(directories: list[Path]) -> None:
+    for directory in reversed(directories):
+        entry = str(directory)
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
+
+
+def import_path(root: Path) -> list[Path]:
+    """Return the directories project modules are imported from: ``root`` and ``root/src``."""
+    return [root, root / "src"]
+
+
+def load_module(tasks: str, root: Path) -> ModuleType:
+    """Return the task module ``tasks``: a path relative to ``root`` or a dotted module name.
+
+    Raises NotFound when there is no such file or module.
+    """
+    root = root.resolve()
+    _forget_project_modules(root)
+    _put_first_on_path(import_path(root))
+    if not _is_path(tasks, root):
+        try:
+            return importlib.import_module(tasks)
+        except ModuleNotFoundError as exc:
+            if exc.name and tasks.startswith(exc.name):
+                raise NotFound(f"cannot import task module {tasks!r}: {exc}") from exc
+            raise _load_error(tasks, exc) from exc
+        except Exception as exc:
+            raise _load_error(tasks, exc) from exc
+    path = (root / tasks).resolve()
+    if not path.is_file():
+        raise NotFound(
+            f"task module {tasks} not found under {root}",
+            "pass a path or dotted module, or set [tool.aeromancy] tasks",
+        )
+    _put_first_on_path([path.parent])
+    module_spec = importlib.util.spec_from_file_location(path.stem, path)
+    if module_spec is None or module_spec.loader is None:
+        raise NotFound(f"task module {tasks} cannot be loaded as Python", "name a .py file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[path.stem] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[path.stem]
+        raise _load_error(tasks, exc) from exc
+    return module
+
+
+def _load_error(tasks: str, exc: Exception) -> UsageError:
+    """Return the one-line refusal for a task module that raised while being imported."""
+    return UsageError(
+        f"cannot load task module {tasks}: {type(exc).__name__}: {exc}",
+        "fix the module; --debug shows the traceback",
+    )
+
+
+def collect_tasks(module: ModuleType) -> dict[str, TaskSpec]:
+    """Return the tasks a module defines or imports, by name (empty when there are none).
+
+    Raises GraphError when two different functions share one task name.
+    """
+    specs: dict[str, TaskSpec] = {}
+    for value in vars(module).values():
+        spec = getattr(value, SPEC_ATTRIBUTE, None)
+        if not isinstance(spec, TaskSpec):
+            continue
+        other = specs.get(spec.name)
+        if other is not None and other.fn is not spec.fn:
+            raise GraphError(f"two tasks are named {spec.name!r}", "rename one of the functions")
+        specs[spec.name] = spec
+    return specs
+
+
+def load_tasks(tasks: str, root: Path) -> dict[str, TaskSpec]:
+    """Return the tasks of the module ``tasks`` under ``root``. Raises NotFound when it has none."""
+    specs = collect_tasks(load_module(tasks, root))
+    if not specs:
+        raise NotFound(f"{tasks} defines no tasks", "decorate functions with @aeromancy.task")
+    return specs

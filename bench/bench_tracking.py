@@ -1,0 +1,134 @@
+"""Benchmark: the overhead W&B tracking (offline) adds per task run, versus --tracker none.
+
+Two scenarios, each run as fresh processes so W&B's one-off costs (import, starting
+its wandb-core service) are counted the way a user pays them:
+
+- ``quickstart``: ``aeromancy run --dev --force --tracker wandb|none`` on a copy of
+  examples/quickstart (three tasks), when the executor and the example exist.
+- ``synthetic``: the tracker driven directly through its protocol for a three-task
+  pipeline shaped like the quickstart (ingest -> train with 60 logged steps ->
+  evaluate), publishing real outputs to a local store.
+
+Usage: .venv/bin/python bench/bench_tracking.py [--repeats N] [--scenario NAME]
+Target: overhead per task run below 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART = ROOT / "examples" / "quickstart"
+TASKS_PER_RUN = 3
+TARGET_SECONDS = 1.5
+
+
+def synthetic_pipeline(tracker_name: str, workdir: Path) -> None:
+    """Run three tasks through the tracker protocol, publishing outputs to a local store."""
+    from aeromancy.identity import RunIdentity
+    from aeromancy.store import open_store
+    from aeromancy.tracking import make_tracker
+    from aeromancy.tracking.base import TaskRunInfo
+    from aeromancy.tracking.environment import capture_environment
+
+    store = open_store(str(workdir / "store"))
+    tracker = make_tracker(tracker_name)
+    identity = RunIdentity(git_commit="0" * 40, git_branch="main", git_message="bench")
+    environment = capture_environment(identity)
+    produced: dict[str, object] = {}
+    plan = [("ingest", [], 0), ("train", ["dataset"], 60), ("evaluate", ["dataset", "model"], 1)]
+    outputs = {"ingest": "dataset", "train": "model", "evaluate": "report"}
+    for number, (task, input_names, steps) in enumerate(plan):
+        run_id = f"bench-{os.getpid()}-{number}"
+        inputs = tuple(produced[name] for name in input_names)
+        info = TaskRunInfo(run_id, "bench", task, "g", {"epochs": steps}, (), identity, inputs)  # type: ignore[arg-type]
+        run = tracker.start(info)
+        for step in range(steps):
+            run.log({"loss": 1.0 / (step + 1)}, step=step)
+        source = workdir / task
+        source.mkdir()
+        (source / "part-1.csv").write_text("x,y\n" * 200)
+        (source / "part-2.csv").write_text("y,z\n" * 100)
+        version = store.publish("bench", outputs[task], source, run_id=run_id)
+        produced[outputs[task]] = version
+        run.log_outputs([version], {f.sha256: store.blob_uri(f.sha256) for f in version.files})
+        run.finish({"run_id": run_id, "status": "succeeded", "environment": environment}, True)
+
+
+def quickstart_command(tracker_name: str, workdir: Path) -> tuple[list[str], Path]:
+    """Return the ``aeromancy run`` argv and cwd for one quickstart run in ``workdir``."""
+    project = workdir / "quickstart"
+    shutil.copytree(QUICKSTART, project)
+    aeromancy = Path(sys.executable).with_name("aeromancy")
+    argv = [str(aeromancy), "--store", str(workdir / "store"), "run", "--dev", "--force"]
+    return [*argv, "--tracker", tracker_name], project
+
+
+def time_one(scenario: str, tracker_name: str) -> float:
+    """Return the wall time in seconds of one fresh process running the scenario."""
+    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
+        workdir = Path(tmp)
+        env = {
+            **os.environ,
+            "WANDB_MODE": "offline",
+            "WANDB_DIR": str(workdir / "wandb-dir"),
+            "AEROMANCY_CACHE": str(workdir / "cache"),
+        }
+        env.pop("WANDB_API_KEY", None)
+        if scenario == "quickstart":
+            argv, cwd = quickstart_command(tracker_name, workdir)
+        else:
+            argv = [sys.executable, __file__, "--child", tracker_name, "--workdir", str(workdir)]
+            cwd = workdir
+        started = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+
+def quickstart_available() -> bool:
+    """Return True when the executor and the quickstart example are both present."""
+    return (QUICKSTART / "pipeline.py").is_file() and (ROOT / "aeromancy" / "executor.py").is_file()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--scenario", choices=["quickstart", "synthetic", "both"], default="both")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        synthetic_pipeline(args.child, args.workdir)
+        return
+    scenarios = ["synthetic", "quickstart"] if args.scenario == "both" else [args.scenario]
+    if "quickstart" in scenarios and not quickstart_available():
+        print("quickstart: executor or examples/quickstart missing, skipped", file=sys.stderr)
+        scenarios.remove("quickstart")
+    header = f"{'scenario':<11} {'none s':>8} {'wandb s':>8} {'ratio':>6} {'overhead/task s':>16}"
+    print(f"{TASKS_PER_RUN} task runs per process, median of {args.repeats} fresh processes")
+    print(header)
+    print("-" * len(header))
+    for scenario in scenarios:
+        medians = {}
+        for tracker_name in ("none", "wandb"):
+            times = [time_one(scenario, tracker_name) for _ in range(args.repeats)]
+            medians[tracker_name] = statistics.median(times)
+        none, wandb = medians["none"], medians["wandb"]
+        per_task = (wandb - none) / TASKS_PER_RUN
+        verdict = "ok" if per_task < TARGET_SECONDS else "OVER TARGET"
+        print(
+            f"{scenario:<11} {none:>8.2f} {wandb:>8.2f} {wandb / none:>5.1f}x "
+            f"{per_task:>16.2f}  {verdict} (target < {TARGET_SECONDS} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
