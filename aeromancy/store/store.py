@@ -219,6 +219,13 @@ class Store:
                 f"no artifact version {what}; {project}/{ref.name} has {_summary(labels)}",
                 "pick one of those, or omit the version for the newest",
             )
+        dev_labels = [v.label for v in self.list_versions(project, ref.name, "dev")]
+        if view == "tracked" and dev_labels:
+            return NotFound(
+                f"no tracked version of {project}/{ref.name}; it has only dev versions "
+                f"{_summary(dev_labels)}",
+                "tracked runs never use dev versions; `aeromancy pull NAME:devN` reads one",
+            )
         names = [version.name for version in self.list_artifacts(project, view)]
         if names:
             return NotFound(

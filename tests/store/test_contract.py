@@ -404,6 +404,13 @@ def test_dev_resolution_takes_the_newest_of_both(store: Store, tmp_path: Path) -
         store.resolve("data:dev5", "proj", namespace="dev")
 
 
+def test_tracked_view_of_a_dev_only_artifact_says_so(store: Store, tmp_path: Path) -> None:
+    store.publish("proj", "data", make_tree(tmp_path / "d", {"f": b"d"}), namespace="dev")
+
+    with pytest.raises(NotFound, match=r"no tracked version of proj/data; .* dev versions dev1"):
+        store.resolve("data", "proj")
+
+
 def test_unknown_namespace_is_refused(store: Store) -> None:
     with pytest.raises(InvalidName, match="namespace"):
         store.list_artifacts("proj", namespace="staging")
