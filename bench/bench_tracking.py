@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -72,8 +73,12 @@ def quickstart_command(tracker_name: str, workdir: Path) -> tuple[list[str], Pat
     return [*argv, "--tracker", tracker_name], project
 
 
-def time_one(scenario: str, tracker_name: str) -> float:
-    """Return the wall time in seconds of one fresh process running the scenario."""
+def time_one(scenario: str, tracker_name: str) -> tuple[float, float]:
+    """Return (wall, CPU) seconds of one fresh process running the scenario.
+
+    CPU time (user + system of the process and of the children it waited for) is
+    much less sensitive than wall time to other load on the machine.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
         workdir = Path(tmp)
         env = {
@@ -88,9 +93,15 @@ def time_one(scenario: str, tracker_name: str) -> float:
         else:
             argv = [sys.executable, __file__, "--child", tracker_name, "--workdir", str(workdir)]
             cwd = workdir
+        cpu_before = _children_cpu()
         started = time.perf_counter()
         subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def quickstart_available() -> bool:
@@ -112,22 +123,29 @@ def main() -> None:
     if "quickstart" in scenarios and not quickstart_available():
         print("quickstart: executor or examples/quickstart missing, skipped", file=sys.stderr)
         scenarios.remove("quickstart")
-    header = f"{'scenario':<11} {'none s':>8} {'wandb s':>8} {'ratio':>6} {'overhead/task s':>16}"
-    print(f"{TASKS_PER_RUN} task runs per process, median of {args.repeats} fresh processes")
+    print(f"{TASKS_PER_RUN} task runs per process, median of {args.repeats} fresh processes;")
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    header = (
+        f"{'scenario':<11} {'measure':<8} {'none s':>7} {'wandb s':>8} {'ratio':>6} "
+        f"{'overhead/task s':>16}"
+    )
     print(header)
     print("-" * len(header))
     for scenario in scenarios:
-        medians = {}
-        for tracker_name in ("none", "wandb"):
-            times = [time_one(scenario, tracker_name) for _ in range(args.repeats)]
-            medians[tracker_name] = statistics.median(times)
-        none, wandb = medians["none"], medians["wandb"]
-        per_task = (wandb - none) / TASKS_PER_RUN
-        verdict = "ok" if per_task < TARGET_SECONDS else "OVER TARGET"
-        print(
-            f"{scenario:<11} {none:>8.2f} {wandb:>8.2f} {wandb / none:>5.1f}x "
-            f"{per_task:>16.2f}  {verdict} (target < {TARGET_SECONDS} s)"
-        )
+        samples = {
+            name: [time_one(scenario, name) for _ in range(args.repeats)]
+            for name in ("none", "wandb")
+        }
+        for column, measure in enumerate(("wall", "cpu")):
+            none = statistics.median(s[column] for s in samples["none"])
+            wandb = statistics.median(s[column] for s in samples["wandb"])
+            per_task = (wandb - none) / TASKS_PER_RUN
+            verdict = "ok" if per_task < TARGET_SECONDS else "OVER"
+            print(
+                f"{scenario:<11} {measure:<8} {none:>7.2f} {wandb:>8.2f} {wandb / none:>5.1f}x "
+                f"{per_task:>16.2f}  {verdict} (target < {TARGET_SECONDS} s)"
+            )
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
