@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aeromancy.cache_files import write_atomically
+
 
 @dataclass(frozen=True)
 class CodeIdentity:
@@ -60,28 +62,33 @@ class CodeScanner:
     counts as project-local when its file lies under ``root``.
     """
 
-    def __init__(self, root: Path, search_path: Sequence[Path]) -> None:
+    def __init__(
+        self, root: Path, search_path: Sequence[Path], cache_dir: Path | None = None
+    ) -> None:
         self.root = root.resolve()
         self.search_path = [p.resolve() for p in search_path]
+        self.cache_dir = cache_dir
         self._imports: dict[Path, tuple[Path, ...]] = {}
+        self._digests: dict[Path, str] = {}
         self._identities: dict[Path, CodeIdentity] = {}
+        self._modules: dict[str, CodeIdentity] = {}
 
     def identity_of_module(self, module_name: str) -> CodeIdentity:
-        """Return the code identity of an imported module, or of nothing when it has no file."""
-        module = sys.modules.get(module_name)
-        path = getattr(module, "__file__", None)
-        if not path:
-            return CodeIdentity(_sha256(module_name.encode()), ())
-        return self.identity(Path(path).resolve())
+        """Return the code identity of an imported module, or of its name when it has no file."""
+        if module_name not in self._modules:
+            module = sys.modules.get(module_name)
+            path = getattr(module, "__file__", None)
+            if path:
+                self._modules[module_name] = self.identity(Path(path).resolve())
+            else:
+                self._modules[module_name] = CodeIdentity(_sha256(module_name.encode()), ())
+        return self._modules[module_name]
 
     def identity(self, path: Path) -> CodeIdentity:
         """Return the identity of the module file ``path`` and its project-local imports."""
         if path not in self._identities:
             files = sorted(self._closure(path))
-            listing = []
-            for file in files:
-                relative = self._relative(file)
-                listing.append([relative, _sha256(file.read_bytes())])
+            listing = [[self._relative(file), self._digests[file]] for file in files]
             blob = json.dumps(listing, separators=(",", ":")).encode()
             self._identities[path] = CodeIdentity(_sha256(blob), tuple(r for r, _ in listing))
         return self._identities[path]
@@ -103,14 +110,30 @@ class CodeScanner:
 
     def _local_imports(self, path: Path) -> tuple[Path, ...]:
         if path not in self._imports:
-            self._imports[path] = tuple(
-                dict.fromkeys(
-                    found
-                    for name in _imported_names(path, self._package_of(path))
-                    if (found := self._find(name)) is not None
-                )
-            )
+            source = path.read_bytes()
+            self._digests[path] = _sha256(source)
+            names = self._imported_names(path, source, self._package_of(path))
+            found = (self._find(name) for name in names)
+            self._imports[path] = tuple(dict.fromkeys(f for f in found if f is not None))
         return self._imports[path]
+
+    def _imported_names(self, path: Path, source: bytes, package: str) -> list[str]:
+        """Return the names ``source`` imports, from the on-disk cache when it has them.
+
+        Parsing a large module costs far more than reading one small JSON file, and the
+        answer depends only on the source and its package.
+        """
+        if self.cache_dir is None:
+            return list(_imported_names(path, source, package))
+        key = hashlib.sha256(source + b"\0" + package.encode()).hexdigest()
+        cached = self.cache_dir / "imports" / f"{key}.json"
+        try:
+            return list(json.loads(cached.read_bytes()))
+        except (OSError, ValueError):
+            pass
+        names = list(dict.fromkeys(_imported_names(path, source, package)))
+        write_atomically(cached, json.dumps(names).encode())
+        return names
 
     def _package_of(self, path: Path) -> str:
         """Return the dotted package ``path`` belongs to, '' for a top-level module."""
@@ -132,10 +155,10 @@ class CodeScanner:
         return None
 
 
-def _imported_names(path: Path, package: str) -> Iterator[str]:
-    """Yield every dotted module name ``path`` may import, parents and submodules included."""
+def _imported_names(path: Path, source: bytes, package: str) -> Iterator[str]:
+    """Yield every dotted module name ``source`` may import, parents and submodules included."""
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
+        tree = ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError):
         return
     for node in ast.walk(tree):

@@ -7,13 +7,19 @@ read of the records as they are.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aeromancy.cache_files import cache_path, write_atomically
 from aeromancy.errors import NotFound
+from aeromancy.store.layout import runs_prefix
 from aeromancy.store.manifest import ArtifactVersion, Namespace
 
 if TYPE_CHECKING:
@@ -70,6 +76,93 @@ def version_of_entry(store: Store, entry: Mapping[str, Any]) -> ArtifactVersion:
     return store.resolve(ref, str(entry["project"]), namespace=namespace_of_label(label))
 
 
+SUMMARY_FIELDS = (
+    "run_id",
+    "task",
+    "status",
+    "fingerprint",
+    "inputs",
+    "outputs",
+    "config",
+    "code",
+    "environment_key",
+    "started",
+    "ended",
+    "git_commit",
+    "git_dirty",
+    "namespace",
+    "group",
+)
+SUMMARY_FORMAT = 1
+
+
+def summarise(store: Store, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the part of a record that status, lineage and listings read.
+
+    ``output_blobs`` lists the sha256 of every file of the record's outputs (read from
+    their manifests once), so a status check can verify them without reading manifests.
+    It is None when a manifest is gone, which makes the run unusable for reuse.
+    """
+    summary = {key: record.get(key) for key in SUMMARY_FIELDS}
+    blobs: list[str] = []
+    for entry in record.get("outputs", ()):
+        try:
+            version = version_of_entry(store, entry)
+        except NotFound:
+            summary["output_blobs"] = None
+            return summary
+        blobs.extend(f.sha256 for f in version.files)
+    summary["output_blobs"] = blobs
+    return summary
+
+
+def _run_ids(store: Store, project: str, namespace: Namespace) -> list[str]:
+    """Return the ids of every run record of ``project`` in ``namespace``, sorted."""
+    prefix = runs_prefix(namespace, project)
+    ids = []
+    for key in store.backend.list_prefix(prefix):
+        rest = key[len(prefix) :]
+        if rest.endswith(".json") and "/" not in rest:
+            ids.append(rest[: -len(".json")])
+    return sorted(ids)
+
+
+def _summary_cache(store: Store, project: str, namespace: Namespace) -> Path:
+    where = hashlib.sha256(store.describe().encode()).hexdigest()[:16]
+    return cache_path("records", where, namespace, f"{project}.json")
+
+
+def record_summaries(store: Store, project: str, namespace: Namespace) -> list[dict[str, Any]]:
+    """Return the summaries of every run record of ``project`` in ``namespace`` ([] if none).
+
+    Records are written once and never change, so summaries are kept in the local cache
+    and only records not seen before are read: a planning pass lists the run ids and
+    reads one small file instead of every record.
+    """
+    ids = _run_ids(store, project, namespace)
+    path = _summary_cache(store, project, namespace)
+    cached: dict[str, dict[str, Any]] = {}
+    try:
+        document = json.loads(path.read_bytes())
+        if document.get("format") == SUMMARY_FORMAT:
+            cached = document["runs"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    missing = [run_id for run_id in ids if run_id not in cached]
+    if missing:
+
+        def fetch(run_id: str) -> dict[str, Any]:
+            return summarise(store, store.get_run_record(project, run_id, namespace=namespace))
+
+        with ThreadPoolExecutor(max(1, min(16, len(missing)))) as pool:
+            cached.update(zip(missing, pool.map(fetch, missing), strict=True))
+    if missing or len(cached) != len(ids):
+        cached = {run_id: cached[run_id] for run_id in ids}
+        document = {"format": SUMMARY_FORMAT, "runs": cached}
+        write_atomically(path, json.dumps(document, separators=(",", ":")).encode())
+    return [cached[run_id] for run_id in ids]
+
+
 @dataclass
 class RecordIndex:
     """The successful runs of one project and namespace, newest first per fingerprint.
@@ -105,7 +198,12 @@ class RecordIndex:
     @classmethod
     def load(cls, store: Store, project: str, namespace: Namespace) -> RecordIndex:
         """Return the index of every run record of ``project`` in ``namespace``."""
-        return cls.build(store.list_run_records(project, namespace=namespace))
+        return cls.build(record_summaries(store, project, namespace))
+
+    def candidate(self, fingerprint: str) -> Mapping[str, Any] | None:
+        """Return the newest successful run with this fingerprint, or None."""
+        found = self.by_fingerprint.get(fingerprint)
+        return found[0] if found else None
 
     def reusable(
         self, store: Store, fingerprint: str
@@ -145,10 +243,10 @@ def _stored_outputs(store: Store, record: Mapping[str, Any]) -> list[ArtifactVer
 
 
 def all_records(store: Store, project: str) -> list[Mapping[str, Any]]:
-    """Return the run records of ``project`` in both namespaces, newest start first."""
+    """Return the run record summaries of ``project`` in both namespaces, newest first."""
     records: list[Mapping[str, Any]] = []
     for namespace in NAMESPACES:
-        records.extend(store.list_run_records(project, namespace=namespace))
+        records.extend(record_summaries(store, project, namespace))
     return sorted(
         records, key=lambda r: (str(r.get("started", "")), str(r.get("run_id", ""))), reverse=True
     )

@@ -1,34 +1,45 @@
 """Whether each task of a plan is up to date, decided without running anything.
 
 Used by ``aeromancy list`` and the planning benchmark. The executor makes the same
-decision task by task while it runs, because a stale upstream task may still produce
-byte-identical outputs, and then its consumers stay up to date.
+decision task by task while it runs (a stale upstream task may still produce
+byte-identical outputs, and then its consumers stay up to date).
+
+A pass first trusts the run summaries (which list each output's blobs), then checks
+every blob of every reused output in one bulk query. Only when something is gone
+does it check again task by task, reading manifests, to say exactly which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.fingerprint import CodeIdentity, fingerprint
 from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex
-from aeromancy.store.manifest import ArtifactVersion
+from aeromancy.store.manifest import ArtifactVersion, FileEntry
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
 
+EnvironmentKeys = Callable[[str], Sequence[str]]
+
 
 @dataclass(frozen=True)
 class TaskStatus:
-    """One task's status: up to date (with the run it would reuse) or why it would run."""
+    """One task's status: up to date (with the run it would reuse) or why it would run.
+
+    ``outputs`` maps each output name to the digest of the version it would reuse;
+    ``blobs`` lists that version's file digests (empty when the task would run).
+    """
 
     task: str
     up_to_date: bool
     reason: str
     run_id: str | None = None
-    outputs: Sequence[ArtifactVersion] = field(default_factory=tuple)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    blobs: tuple[str, ...] = ()
 
 
 def plan_status(
@@ -36,26 +47,42 @@ def plan_status(
     store: Store,
     index: RecordIndex,
     code: Mapping[str, CodeIdentity],
-    environment_keys: Callable[[str], Sequence[str]],
+    environment_keys: EnvironmentKeys,
 ) -> dict[str, TaskStatus]:
     """Return the status of each planned task, in plan order.
 
     ``environment_keys(task)`` gives the environment keys a matching run may have had:
     the current one when known, else those of the task's earlier runs.
     """
-    statuses: dict[str, TaskStatus] = {}
-    check = _StatusCheck(plan, store, index, statuses)
-    for name in plan.order:
-        statuses[name] = check.status(name, code[name], environment_keys(name))
-    return statuses
+    quick = _StatusPass(plan, store, index, code, environment_keys, verify=False).run()
+    if blobs_present(store, (sha for status in quick.values() for sha in status.blobs)):
+        return quick
+    return _StatusPass(plan, store, index, code, environment_keys, verify=True).run()
 
 
-@dataclass(frozen=True)
-class _StatusCheck:
+def blobs_present(store: Store, digests: Iterable[str]) -> bool:
+    """Return True when every blob is in the store, asked in one bulk ``has_content``."""
+    unique = sorted(set(digests))
+    if not unique:
+        return True
+    files = tuple(FileEntry(sha, 0, sha) for sha in unique)
+    return store.has_content(ArtifactVersion("bulk", "bulk", 0, "artifact", files))
+
+
+@dataclass
+class _StatusPass:
     plan: Plan
     store: Store
     index: RecordIndex
-    statuses: Mapping[str, TaskStatus]
+    code: Mapping[str, CodeIdentity]
+    environment_keys: EnvironmentKeys
+    verify: bool
+    statuses: dict[str, TaskStatus] = field(default_factory=dict)
+
+    def run(self) -> dict[str, TaskStatus]:
+        for name in self.plan.order:
+            self.statuses[name] = self.status(name)
+        return self.statuses
 
     def _input_digests(self, name: str) -> dict[str, str]:
         graph = self.plan.graph
@@ -63,26 +90,40 @@ class _StatusCheck:
         for ref in graph.specs[name].inputs:
             producer = graph.producer_of(ref)
             if producer is not None and producer in self.statuses:
-                wanted = graph.local_name(ref)
-                outputs = self.statuses[producer].outputs
-                digests[ref] = next(v.digest for v in outputs if v.name == wanted)
+                digests[ref] = self.statuses[producer].outputs[str(graph.local_name(ref))]
             else:
                 digests[ref] = self.plan.store_inputs[ref].digest
         return digests
 
-    def status(self, name: str, code: CodeIdentity, environments: Sequence[str]) -> TaskStatus:
+    def _reusable(self, name: str, key: str) -> TaskStatus | None:
+        if self.verify:
+            found = self.index.reusable(self.store, key)
+            if found is None:
+                return None
+            record, versions = found
+            outputs = {v.name: v.digest for v in versions}
+            blobs = tuple(f.sha256 for v in versions for f in v.files)
+            return TaskStatus(name, True, "up to date", str(record["run_id"]), outputs, blobs)
+        summary = self.index.candidate(key)
+        if summary is None or summary.get("output_blobs") is None:
+            return None
+        outputs = {str(o["name"]): str(o["digest"]) for o in summary.get("outputs", ())}
+        blobs = tuple(summary["output_blobs"])
+        return TaskStatus(name, True, "up to date", str(summary["run_id"]), outputs, blobs)
+
+    def status(self, name: str) -> TaskStatus:
         ups = self.plan.graph.upstream[name]
         stale = [up for up in ups if up in self.statuses and not self.statuses[up].up_to_date]
         if stale:
             return TaskStatus(name, False, f"upstream {', '.join(stale)} will run")
         digests = self._input_digests(name)
         config = self.plan.configs[name]
-        for environment in environments:
+        code = self.code[name]
+        for environment in self.environment_keys(name):
             key = fingerprint(name, code.digest, config, digests, environment)
-            found = self.index.reusable(self.store, key)
+            found = self._reusable(name, key)
             if found is not None:
-                record, outputs = found
-                return TaskStatus(name, True, "up to date", str(record["run_id"]), tuple(outputs))
+                return found
         latest = self.index.latest.get(name)
         return TaskStatus(name, False, _why_stale(latest, code, config, digests))
 
@@ -97,11 +138,11 @@ def _why_stale(
     if latest is None:
         return "never run"
     changes = []
-    if latest.get("code", {}).get("digest") != code.digest:
+    if (latest.get("code") or {}).get("digest") != code.digest:
         changes.append("code")
     if latest.get("config") != dict(config):
         changes.append("config")
-    recorded = {str(i.get("ref")): i.get("digest") for i in latest.get("inputs", ())}
+    recorded = {str(i.get("ref")): i.get("digest") for i in latest.get("inputs") or ()}
     if recorded != dict(digests):
         changes.append("inputs")
     if not changes:

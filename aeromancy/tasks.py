@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import Any, TypeVar
 
 from aeromancy.errors import GraphError, NotFound, UsageError
@@ -95,6 +95,40 @@ def input_name(ref: str) -> str:
 
 def config_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
     """Return the task's config: each parameter after ``ctx`` mapped to its default."""
+    found = _plain_config_defaults(fn)
+    return found if found is not None else _checked_config_defaults(fn)
+
+
+def _plain_config_defaults(fn: Callable[..., Any]) -> dict[str, Any] | None:
+    """Return the config of a plain, valid function read straight from its code object.
+
+    ``inspect.signature`` costs ~40 us a call, which matters for 10,000-task graphs.
+    Returns None for anything unusual (wrapped, *args, a missing or odd default), which
+    the full check then explains.
+    """
+    if not isinstance(fn, FunctionType) or hasattr(fn, "__wrapped__"):
+        return None
+    code = fn.__code__
+    if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_posonlyargcount > 1:
+        return None
+    count = code.co_argcount
+    names = code.co_varnames[: count + code.co_kwonlyargcount]
+    positional_defaults = fn.__defaults__ or ()
+    if count == 0 or len(positional_defaults) != count - 1:
+        return None
+    defaults = dict(zip(names[1:count], positional_defaults, strict=True))
+    keyword_defaults = fn.__kwdefaults__ or {}
+    for name in names[count:]:
+        if name not in keyword_defaults:
+            return None
+        defaults[name] = keyword_defaults[name]
+    if not all(isinstance(value, CONFIG_TYPES) for value in defaults.values()):
+        return None
+    return defaults
+
+
+def _checked_config_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Return the config via ``inspect.signature``; raise UsageError saying what is wrong."""
     params = list(inspect.signature(fn).parameters.values())
     where = f"task {fn.__name__}"
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)

@@ -1,7 +1,60 @@
-"""Placeholder until its owner lands the commands of this module."""
+"""``aeromancy rerun RUN_ID [--verify]``: run a recorded task again at its commit and inputs."""
 
 from __future__ import annotations
 
 import click
+from rich.console import Console
 
-COMMANDS: list[click.Command] = []
+from aeromancy.cli.state import CliState
+from aeromancy.run_options import RunOptions
+from aeromancy.tracking import TRACKERS
+
+
+@click.command("rerun")
+@click.argument("run_id")
+@click.option("--verify", is_flag=True, help="Compare every output file with the original run.")
+@click.option(
+    "--tracker",
+    type=click.Choice(TRACKERS),
+    default=None,
+    help="wandb (default) or none.",
+)
+@click.option(
+    "--extra-env-var",
+    "env_vars",
+    multiple=True,
+    metavar="VAR",
+    help="Pass this variable into the container (never stored).",
+)
+@click.option("--extra-docker-run-args", "docker_args", default="", metavar="ARGS")
+@click.pass_context
+def rerun(
+    ctx: click.Context,
+    *,
+    run_id: str,
+    verify: bool,
+    tracker: str | None,
+    env_vars: tuple[str, ...],
+    docker_args: str,
+) -> None:
+    """Run the recorded run RUN_ID again: its commit, image, config and input versions.
+
+    With --verify, print "reproduced" when every output file has the original's sha256
+    (exit 0), else the files and environment facts that differ (exit 1).
+    """
+    from aeromancy.launcher.rerun import rerun as rerun_recorded
+
+    state = ctx.find_object(CliState) or CliState()
+    options = RunOptions(
+        tasks=state.settings.tasks,
+        tracker=tracker,
+        debug=state.debug,
+        extra_env_vars=env_vars,
+        extra_docker_run_args=docker_args,
+    )
+    console = Console()
+    code = rerun_recorded(state.settings, state.store, run_id, options, console, verify=verify)
+    ctx.exit(code)
+
+
+COMMANDS: list[click.Command] = [rerun]

@@ -14,16 +14,10 @@ from rich.table import Table
 
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed, UsageError
-from aeromancy.executor import (
-    Executor,
-    Invocation,
-    Outcome,
-    TaskResult,
-    invocation_id,
-    raise_for_results,
-)
+from aeromancy.executor import Executor, Invocation, invocation_id, raise_for_results
 from aeromancy.identity import RunIdentity, dev_environment_key, identity_from_git
 from aeromancy.launcher import inside_container, launch_tracked_run
+from aeromancy.outcomes import Outcome, TaskResult
 from aeromancy.planning import build_plan, load_graph
 from aeromancy.run_options import RunOptions
 from aeromancy.store.manifest import Namespace

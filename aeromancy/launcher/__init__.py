@@ -1,16 +1,26 @@
 """The host-side launcher: git gate, lockfile gate, image build and container run.
 
-Until the container issue lands, tracked runs are refused with a clear message.
+``aeromancy run`` without ``--dev`` calls :func:`launch_tracked_run` on the host;
+inside the container it started, :func:`inside_container` is true and the executor
+runs the graph. Modules: git_gate, lockfile, pins, baseimage, wheelhouse, selfdist,
+debian, dockerfile, image, container, rerun.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aeromancy.errors import UsageError
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from aeromancy.identity import RunIdentity
+    from aeromancy.launcher.git_gate import CommittedTree
+    from aeromancy.launcher.image import RunImage
 
 IN_CONTAINER_ENV = "AEROMANCY_IN_CONTAINER"
 INVOCATION_ENV = "AEROMANCY_INVOCATION"
@@ -22,8 +32,64 @@ def inside_container() -> bool:
 
 
 def launch_tracked_run(settings: Settings, options: RunOptions) -> int:
-    """Build the image and run the graph in a container; return the container's exit code."""
-    raise UsageError(
-        "tracked runs need the container launcher, which this version does not have yet",
-        "use `aeromancy run --dev` to run on the host",
+    """Build the image and run the graph in a container; return the container's exit code.
+
+    Refuses (exit 2) a dirty tree or a missing or stale pdm.lock before anything is built.
+    """
+    from rich.console import Console
+
+    from aeromancy.launcher.git_gate import check_committed_tree
+    from aeromancy.launcher.lockfile import check_lockfile
+
+    console = Console(stderr=True)
+    committed = check_committed_tree(settings.root)
+    check_lockfile(settings.root, committed)
+    return run_committed(settings, options, committed, console)
+
+
+def run_committed(
+    settings: Settings,
+    options: RunOptions,
+    committed: CommittedTree,
+    console: Console,
+    *,
+    identity_overrides: dict[str, str] | None = None,
+    invocation: str | None = None,
+) -> int:
+    """Build (or reuse) the image of ``committed`` and run ``options`` in it; return the code.
+
+    ``invocation`` (default: a fresh id) becomes the ``group`` of every run record written.
+    """
+    from aeromancy.launcher.container import (
+        ContainerSpec,
+        check_extra_env_vars,
+        new_invocation_id,
+        run_container,
     )
+    from aeromancy.launcher.image import ensure_image, plan_image
+
+    check_extra_env_vars(options, os.environ)  # before a build, not after
+
+    packages = (*settings.debian_packages, *options.extra_debian_packages)
+    recipe = plan_image(settings.project, committed, settings.base_image, packages, console)
+    image = ensure_image(recipe, console)
+    identity = run_identity(settings.root, image, identity_overrides or {})
+    spec = ContainerSpec(image.id, settings, options, identity, invocation or new_invocation_id())
+    return run_container(spec)
+
+
+def run_identity(root: Path, image: RunImage, overrides: dict[str, str]) -> RunIdentity:
+    """Return the identity recorded with every task run of ``image``."""
+    from dataclasses import replace
+
+    from aeromancy.identity import identity_from_git
+
+    recipe = image.recipe
+    identity = replace(
+        identity_from_git(root),
+        image_id=image.id,
+        base_image_id=recipe.base.id,
+        lockfile_hash=recipe.lockfile_hash,
+        dockerfile=recipe.dockerfile,
+    )
+    return replace(identity, **overrides)  # type: ignore[arg-type]

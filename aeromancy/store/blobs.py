@@ -44,17 +44,25 @@ class BlobStore:
         before = _signature(source.local)
         sha256_hex = sha256_file(source.local)
         key = blob_key(sha256_hex)
+        _check_unchanged(source, before)
         if self.backend.exists(key):
             progress(before[0])
         else:
             self.backend.upload_file(key, source.local, progress)
-        # A file rewritten while we read it would be stored under the wrong digest.
-        if _signature(source.local) != before:
-            raise UsageError(
-                f"{source.local} changed while it was being pushed",
-                "push again once nothing writes to it",
-            )
+            _check_unchanged(source, before)
         return FileEntry(source.path, before[0], sha256_hex)
+
+
+def _check_unchanged(source: SourceFile, before: tuple[int, int]) -> None:
+    """Raise UsageError if the file was rewritten while we read it.
+
+    Its bytes would otherwise be stored under a digest they do not have.
+    """
+    if _signature(source.local) != before:
+        raise UsageError(
+            f"{source.local} changed while it was being pushed",
+            "push again once nothing writes to it",
+        )
 
 
 def _signature(path: Path) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from aeromancy.errors import NotFound, StoreUnavailable
 from aeromancy.store.backend import ProgressCallback
 
 TMP_DIR = "tmp"
+#: A temporary file this old belongs to a writer that died; nobody will link it.
+STALE_TEMP_SECONDS = 24 * 3600
 
 
 class LocalBackend:
@@ -25,6 +28,7 @@ class LocalBackend:
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().absolute()
+        self._swept = False
 
     def describe(self) -> str:
         return str(self.root)
@@ -41,6 +45,9 @@ class LocalBackend:
                 f"cannot write to the store at {self.root}: {exc.strerror}",
                 "check the path and its permissions, or choose another with --store",
             ) from exc
+        if not self._swept:
+            self._swept = True
+            sweep_stale_temps(tmp)
         return tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
 
     def _link_into_place(self, temp: Path, key: str) -> bool:
@@ -113,3 +120,17 @@ class LocalBackend:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
+
+
+def sweep_stale_temps(tmp: Path, max_age: float = STALE_TEMP_SECONDS) -> int:
+    """Delete temporary files left by killed writers; return how many were removed."""
+    cutoff = time.time() - max_age
+    removed = 0
+    for entry in tmp.glob("*.part"):
+        try:
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+        except FileNotFoundError:  # another process swept it first
+            continue
+    return removed

@@ -96,3 +96,21 @@ def test_fingerprint_ignores_mapping_order() -> None:
     one = fingerprint("t", "c", {"a": 1, "b": 2}, {"x": "1", "y": "2"}, "e")
     two = fingerprint("t", "c", {"b": 2, "a": 1}, {"y": "2", "x": "1"}, "e")
     assert one == two
+
+
+def test_import_scan_cache_gives_the_same_identity_and_survives_corruption(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "project"
+    _write(root, PROJECT)
+    cache = tmp_path / "cache"
+    fresh = CodeScanner(root, [root]).identity((root / "pipeline.py").resolve())
+    first = CodeScanner(root, [root], cache).identity((root / "pipeline.py").resolve())
+    cached_files = sorted((cache / "imports").iterdir())
+    assert cached_files
+    second = CodeScanner(root, [root], cache).identity((root / "pipeline.py").resolve())
+    assert fresh == first == second
+    for path in cached_files:
+        path.write_text("{not json")
+    third = CodeScanner(root, [root], cache).identity((root / "pipeline.py").resolve())
+    assert third == fresh

@@ -228,3 +228,24 @@ def test_two_tasks_with_one_name_are_refused(tmp_path: Path) -> None:
     (tmp_path / "helpers.py").write_text("N = 1\n")
     with pytest.raises(GraphError, match="two tasks are named 'first'"):
         load_tasks("pipeline.py", tmp_path)
+
+
+def test_fast_config_reading_matches_inspect() -> None:
+    from aeromancy.tasks import _checked_config_defaults, _plain_config_defaults
+
+    def positional(ctx: Context, a: int = 1, b: str = "x") -> None:
+        pass
+
+    def keyword_only(ctx: Context, /, a: float = 0.5, *, b: list[int] | None = None) -> None:
+        pass
+
+    def no_config(ctx: Context) -> None:
+        pass
+
+    for fn in (positional, keyword_only, no_config):
+        assert _plain_config_defaults(fn) == _checked_config_defaults(fn)
+
+    def missing(ctx: Context, a: int, b: int = 2) -> None:
+        pass
+
+    assert _plain_config_defaults(missing) is None

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from aeromancy import Context, task
-from aeromancy.executor import Executor, Invocation, Outcome
+from aeromancy.executor import Executor, Invocation
 from aeromancy.identity import RunIdentity
+from aeromancy.outcomes import Outcome
 from aeromancy.planning import build_graph, build_plan
 from aeromancy.store import ArtifactVersion, open_store
 from aeromancy.tasks import SPEC_ATTRIBUTE

@@ -131,3 +131,20 @@ def _wait_for_first_blob(store: Store, process: subprocess.Popen[bytes]) -> None
             return
         time.sleep(0.02)
     raise AssertionError("the publisher never uploaded a blob")
+
+
+def test_temporary_files_of_dead_writers_are_swept(tmp_path: Path) -> None:
+    store_dir = tmp_path / "store"
+    stale = store_dir / "tmp" / "123-dead.part"
+    fresh = store_dir / "tmp" / "456-alive.part"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a blob")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 3 * 86400, time.time() - 3 * 86400))
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+
+    open_store(store_dir).publish("proj", "data", source)
+
+    assert not stale.exists()
+    assert fresh.exists()

@@ -1,0 +1,230 @@
+"""Running the graph in the image: ``docker run`` with the store, cache and identity.
+
+Secrets (credentials, ``--extra-env-var``, ``env_passthrough``) reach the container
+through an env file readable only by the user and deleted when the container ends;
+they are never on a command line, in the image, or in a run record. A value with a
+newline, which env files cannot hold, is passed by name (``-e NAME``) from the docker
+client's own environment instead, which keeps it off the command line as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import docker.errors
+
+from aeromancy.errors import InfrastructureError, UsageError
+from aeromancy.identity import RunIdentity
+from aeromancy.launcher import IN_CONTAINER_ENV, INVOCATION_ENV
+from aeromancy.launcher.engine import docker_client
+from aeromancy.run_options import RunOptions
+from aeromancy.settings import CACHE_ENV, STORE_ENV, Settings, default_cache_dir
+
+# Passed through when set on the host: boto3's and W&B's standard variables.
+CREDENTIAL_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "WANDB_API_KEY",
+    "WANDB_MODE",
+    "WANDB_ENTITY",
+    "WANDB_BASE_URL",
+)
+STOP_GRACE_SECONDS = 10
+DOCKER_RUN_FAILURES = (125, 126, 127)  # docker's own codes: daemon error, cannot exec, no cmd
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What one ``docker run`` needs besides the secrets it reads from the environment."""
+
+    image_id: str
+    settings: Settings
+    options: RunOptions
+    identity: RunIdentity
+    invocation: str
+
+    @property
+    def name(self) -> str:
+        """Return the container name, unique per invocation."""
+        return f"aeromancy-{self.invocation}"
+
+
+def new_invocation_id() -> str:
+    """Return a fresh id for one ``aeromancy run`` invocation."""
+    return uuid.uuid4().hex[:16]
+
+
+def run_container(spec: ContainerSpec, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``spec`` to completion and return its exit code (130 after Ctrl-C)."""
+    docker_cli = shutil.which("docker")
+    if docker_cli is None:
+        raise InfrastructureError("the docker command is not on PATH", "install the Docker CLI")
+    host_env = dict(os.environ if environ is None else environ)
+    values = container_environment(spec, host_env)
+    single = {name: value for name, value in values.items() if "\n" not in value}
+    by_name = {name: value for name, value in values.items() if "\n" in value}
+    with secret_env_file(single) as env_file:
+        argv = [docker_cli, *docker_run_args(spec, env_file, sorted(by_name), host_env)]
+        return _wait(argv, {**host_env, **by_name}, spec.name)
+
+
+def container_environment(spec: ContainerSpec, host_env: Mapping[str, str]) -> dict[str, str]:
+    """Return every variable the container gets; raise UsageError for an unset extra var."""
+    values = {
+        IN_CONTAINER_ENV: "1",
+        INVOCATION_ENV: spec.invocation,
+        STORE_ENV: store_for_container(spec.settings.store),
+        CACHE_ENV: str(cache_dir()),
+        **spec.identity.to_environ(),
+    }
+    if os.getuid() != 0:
+        values["HOME"] = "/tmp"
+    passthrough = (*CREDENTIAL_VARS, *spec.settings.env_passthrough)
+    values.update({name: host_env[name] for name in passthrough if name in host_env})
+    check_extra_env_vars(spec.options, host_env)
+    values.update({name: host_env[name] for name in spec.options.extra_env_vars})
+    return values
+
+
+def check_extra_env_vars(options: RunOptions, host_env: Mapping[str, str]) -> None:
+    """Raise UsageError naming the first ``--extra-env-var`` that is not set on the host."""
+    for name in options.extra_env_vars:
+        if name not in host_env:
+            raise UsageError(
+                f"--extra-env-var {name}: {name} is not set here", f"export {name}=... first"
+            )
+
+
+def docker_run_args(
+    spec: ContainerSpec, env_file: Path, by_name: Sequence[str], host_env: Mapping[str, str]
+) -> list[str]:
+    """Return the ``docker run`` arguments (no secret values: they are in ``env_file``)."""
+    args = ["run", "--rm", "--init", "--name", spec.name, "--env-file", str(env_file)]
+    for name in by_name:
+        args += ["-e", name]
+    if spec.options.debug_shell:
+        args += ["-i", "-t"] if sys.stdin.isatty() else ["-i"]
+    elif sys.stdout.isatty():
+        args.append("-t")
+    for path in _mounts(spec.settings.store):
+        args += ["-v", f"{path}:{path}"]
+    if needs_host_network(spec.settings.store, host_env):
+        args += ["--network", "host"]
+    if os.getuid() != 0:
+        args += ["--user", f"{os.getuid()}:{os.getgid()}"]
+    args += [*spec.settings.docker_run_args, *shlex.split(spec.options.extra_docker_run_args)]
+    args.append(spec.image_id)
+    if spec.options.debug_shell:
+        return [*args, "/bin/sh", "-c", "command -v bash >/dev/null && exec bash || exec sh"]
+    return [*args, "aeromancy", "run", *spec.options.to_argv()]
+
+
+def local_store_path(store: str) -> Path | None:
+    """Return the absolute directory of a local store, or None for a remote (s3://) one."""
+    if store.startswith("file://"):
+        return Path(urlparse(store).path)
+    if "://" in store:
+        return None
+    return Path(store).expanduser().resolve()
+
+
+def store_for_container(store: str) -> str:
+    """Return the store URL as the container sees it (local paths mounted at the same path)."""
+    path = local_store_path(store)
+    return store if path is None else str(path)
+
+
+def cache_dir() -> Path:
+    """Return the read cache directory, mounted into the container at the same path."""
+    return default_cache_dir().expanduser().resolve()
+
+
+def needs_host_network(store: str, host_env: Mapping[str, str]) -> bool:
+    """Return True when the S3 endpoint is on the host's loopback (unreachable otherwise)."""
+    if not store.startswith("s3://"):
+        return False
+    endpoint = host_env.get("AWS_ENDPOINT_URL_S3") or host_env.get("AWS_ENDPOINT_URL") or ""
+    host = urlparse(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _mounts(store: str) -> list[Path]:
+    paths = [cache_dir()]
+    store_path = local_store_path(store)
+    if store_path is not None:
+        paths.append(store_path)
+    for path in paths:
+        # Created here, so Docker does not create them owned by root.
+        path.mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+@contextlib.contextmanager
+def secret_env_file(values: Mapping[str, str]) -> Iterator[Path]:
+    """Yield a 0600 env file (in a 0700 directory) holding ``values``; delete it on exit."""
+    folder = tempfile.mkdtemp(prefix="aeromancy-env-")
+    try:
+        path = Path(folder) / "env"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.writelines(f"{name}={value}\n" for name, value in values.items())
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait(argv: list[str], env: Mapping[str, str], name: str) -> int:
+    process = subprocess.Popen(argv, env=dict(env))
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        _interrupt(name)
+        process.wait()
+        return 130
+    if code in DOCKER_RUN_FAILURES:
+        raise InfrastructureError(
+            f"docker run could not start the container (exit {code})",
+            "see Docker's message above; check docker_run_args and --extra-docker-run-args",
+        )
+    return code
+
+
+def _interrupt(name: str) -> None:
+    """Ask the container to stop like Ctrl-C would, then force it after a grace period.
+
+    The task sees KeyboardInterrupt; a version is published manifest-last, so a run cut
+    short leaves its blobs but never a half-published version.
+    """
+    try:
+        container = docker_client().containers.get(name)
+        container.kill(signal="SIGINT")
+        container.wait(timeout=STOP_GRACE_SECONDS)
+    except docker.errors.NotFound:
+        return
+    except Exception:  # the grace period ran out, or the engine hiccuped: force it
+        try:
+            docker_client().containers.get(name).kill()
+        except docker.errors.DockerException:
+            return

@@ -1,0 +1,248 @@
+"""The run image: tagged by what goes into it, reused when present, else built offline.
+
+The tag hashes the base image id, the rendered Dockerfile, pdm.lock, Aeromancy's own
+identity and the committed tree, all of which are known without building, so an
+image that exists is found in well under a second. A build sends a context of
+``code/`` (``git archive`` of the commit, never the working directory) and
+``.aeromancy/`` (requirements, wheels, .deb files) and runs with no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from aeromancy.errors import ImageBuildError, InfrastructureError
+from aeromancy.launcher import debian
+from aeromancy.launcher.baseimage import BaseImage, resolve_base_image
+from aeromancy.launcher.dockerfile import TEMPLATE_NAME, default_template, render
+from aeromancy.launcher.engine import docker_client
+from aeromancy.launcher.git_gate import CommittedTree, git
+from aeromancy.launcher.lockfile import LOCKFILE, export_requirements
+from aeromancy.launcher.pins import merge_pins, parse_requirements
+from aeromancy.launcher.selfdist import SELF_NAME, resolve_self, self_identity, source_checkout
+from aeromancy.launcher.wheelhouse import ensure_wheels
+
+log = logging.getLogger(__name__)
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    """Everything that decides an image, known before any build. ``tag`` names it."""
+
+    project: str
+    committed: CommittedTree
+    base: BaseImage
+    debian_packages: tuple[str, ...]
+    dockerfile: str
+    lockfile_hash: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class RunImage:
+    """An image ready to run: its recipe, its id, and whether it was built just now."""
+
+    recipe: ImageRecipe
+    id: str
+    built: bool
+
+
+def plan_image(
+    project: str,
+    committed: CommittedTree,
+    base_image: str,
+    debian_packages: Sequence[str],
+    console: Console,
+) -> ImageRecipe:
+    """Return the recipe of the image for ``committed`` (no build, no download)."""
+    packages = tuple(sorted(set(debian_packages)))
+    debian.check_package_names(packages)
+    base = resolve_base_image(base_image, console)
+    template = _committed_file(committed, TEMPLATE_NAME) or default_template()
+    lock = _committed_file(committed, LOCKFILE) or ""
+    dockerfile = render(template, base_image, packages, True, source_checkout() is not None)
+    lockfile_hash = "sha256:" + hashlib.sha256(lock.encode()).hexdigest()
+    digest = hashlib.sha256()
+    for part in (base.id, dockerfile, lockfile_hash, self_identity(), committed.tree):
+        digest.update(part.encode() + b"\0")
+    tag = f"{repository_name(project)}:{digest.hexdigest()[:24]}"
+    return ImageRecipe(project, committed, base, packages, dockerfile, lockfile_hash, tag)
+
+
+def repository_name(project: str) -> str:
+    """Return the Docker repository for a project's images (lower case, Docker's charset)."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", project.lower()).strip("._-") or "project"
+    return f"aeromancy/{cleaned}"
+
+
+def ensure_image(recipe: ImageRecipe, console: Console) -> RunImage:
+    """Return the image of ``recipe``, building it only when no image has its tag."""
+    client = docker_client()
+    try:
+        return RunImage(recipe, str(client.images.get(recipe.tag).id), built=False)
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise InfrastructureError(f"Docker could not look up {recipe.tag}: {exc}") from exc
+    context = _build_context(recipe, console)
+    image_id = _build(recipe, context, console)
+    return RunImage(recipe, image_id, built=True)
+
+
+def _committed_file(committed: CommittedTree, name: str) -> str | None:
+    shown = git(committed.repo_root, "show", f"{committed.treeish}:{name}")
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def _build_context(recipe: ImageRecipe, console: Console) -> bytes:
+    """Return the build context as an uncompressed tar."""
+    code = _commit_archive(recipe.committed)
+    with tempfile.TemporaryDirectory(prefix="aeromancy-context-") as scratch:
+        # pdm reads only these two files; they come from the commit, not the working tree.
+        for name in ("pyproject.toml", LOCKFILE):
+            (Path(scratch) / name).write_bytes(_member_bytes(code, name))
+        project_pins = parse_requirements(export_requirements(Path(scratch)))
+        self_dist = resolve_self(project_pins)
+        if self_dist.wheel is not None:
+            project_pins = [pin for pin in project_pins if pin.name != SELF_NAME]
+        pins = merge_pins(project_pins, self_dist.pins)
+        wheels = ensure_wheels(pins, recipe.base, console)
+        requirements = "".join(pin.requirement_line() + "\n" for pin in pins if pin.name in wheels)
+        debs = Path(scratch) / "debs"
+        deb_names = debian.download_debs(recipe.debian_packages, recipe.base, debs)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            _add_bytes(tar, "Dockerfile", recipe.dockerfile.encode())
+            _add_bytes(tar, ".aeromancy/wheels/requirements.txt", requirements.encode())
+            for wheel in sorted(wheels.values()):
+                _add_file(tar, f".aeromancy/wheels/{wheel.name}", wheel)
+            for name in deb_names:
+                _add_file(tar, f".aeromancy/debs/{name}", debs / name)
+            if self_dist.wheel is not None:
+                _add_file(tar, f".aeromancy/self/{self_dist.wheel.name}", self_dist.wheel)
+            _add_commit(tar, code)
+        return buffer.getvalue()
+
+
+def _commit_archive(committed: CommittedTree) -> tarfile.TarFile:
+    """Return ``git archive`` of the committed project directory, opened as a tar."""
+    archive = subprocess.run(
+        ["git", "-C", str(committed.repo_root), "archive", "--format=tar", committed.treeish],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise ImageBuildError(f"git archive failed: {archive.stderr.decode().strip()}")
+    return tarfile.open(fileobj=io.BytesIO(archive.stdout))
+
+
+def _member_bytes(archive: tarfile.TarFile, name: str) -> bytes:
+    try:
+        handle = archive.extractfile(name)
+    except KeyError:
+        handle = None
+    return handle.read() if handle is not None else b""
+
+
+def _add_commit(tar: tarfile.TarFile, archive: tarfile.TarFile) -> None:
+    for member in archive.getmembers():
+        if member.type == tarfile.XGLTYPE or member.name == "pax_global_header":
+            continue
+        copied = _normalised(member, "code/" + member.name)
+        tar.addfile(copied, archive.extractfile(member) if member.isfile() else None)
+
+
+def _normalised(info: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
+    # Fixed owner and time: the layer cache must see only content and mode.
+    copied = tarfile.TarInfo(name)
+    copied.size, copied.mode, copied.type, copied.linkname = (
+        info.size,
+        info.mode,
+        info.type,
+        info.linkname,
+    )
+    copied.uid = copied.gid = 0
+    copied.mtime = 0
+    return copied
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
+    info = _normalised(tar.gettarinfo(str(path), arcname=name), name)
+    with path.open("rb") as handle:
+        tar.addfile(info, handle)
+
+
+def _build(recipe: ImageRecipe, context: bytes, console: Console) -> str:
+    try:
+        stream = docker_client().api.build(
+            fileobj=io.BytesIO(context),
+            custom_context=True,
+            tag=recipe.tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            network_mode="none",
+            decode=True,
+        )
+        _follow(stream, console, recipe.tag)
+        return str(docker_client().images.get(recipe.tag).id)
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(f"building {recipe.tag} failed: {exc}") from exc
+
+
+def _follow(stream: Iterator[dict[str, Any]], console: Console, tag: str) -> None:
+    """Show the build's steps as a progress bar; raise ImageBuildError on a failed step."""
+    tail: list[str] = []
+    step = ""
+    progress = Progress(
+        TextColumn("[bold]building[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task(tag, total=None)
+        for chunk in stream:
+            if "error" in chunk:
+                detail = "; ".join(line for line in tail[-3:] if line) or ""
+                raise ImageBuildError(
+                    f"image build failed at `{step}`: {chunk['error'].strip()}"
+                    + (f" ({detail})" if detail else ""),
+                    "see the output above; run with --debug for the full build log",
+                )
+            text = str(chunk.get("stream", "")).strip()
+            if not text:
+                continue
+            log.debug("build: %s", text)
+            tail = [*tail[-9:], text]
+            match = _STEP.match(text)
+            if match:
+                number, total, step = int(match.group(1)), int(match.group(2)), match.group(3)
+                progress.update(task, total=total, completed=number - 1,
+                                description=f"{tag}: {step[:60]}")  # fmt: skip
+        progress.update(task, completed=progress.tasks[0].total or 0)

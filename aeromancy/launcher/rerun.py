@@ -1,0 +1,205 @@
+"""``aeromancy rerun RUN_ID [--verify]``: one recorded task run, again, as it was.
+
+The recorded commit is checked out into a temporary git worktree (the user's own
+tree is neither used nor touched), every input is pinned to its recorded version,
+the task gets its recorded config, and the image is reused or rebuilt from that
+commit. ``--verify`` then compares every output file's sha256 with the original's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from aeromancy.errors import NotFound, UsageError
+from aeromancy.launcher.container import new_invocation_id
+from aeromancy.launcher.git_gate import check_committed_tree, git
+from aeromancy.launcher.lockfile import check_lockfile
+from aeromancy.records import version_of_entry
+from aeromancy.run_options import RunOptions
+from aeromancy.settings import Settings, load_settings
+from aeromancy.store import Store
+
+# Environment facts compared when outputs differ: (label, where in the record).
+ENVIRONMENT_FACTS = (
+    ("image id", ("image_id",)),
+    ("base image", ("base_image_id",)),
+    ("lockfile", ("lockfile_hash",)),
+    ("Debian packages", ("environment", "debian_packages")),
+    ("Python", ("environment", "python", "version")),
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the rerun's outputs differ from the original's: an artifact file, or a fact."""
+
+    what: str
+    original: str
+    rerun: str
+
+
+def rerun(
+    settings: Settings,
+    store: Store,
+    run_id: str,
+    options: RunOptions,
+    console: Console,
+    *,
+    verify: bool,
+) -> int:
+    """Run the recorded run ``run_id`` again; return its exit code, or with ``verify``
+    0 when every output file is identical and 1 when not (the differences are printed).
+    """
+    from aeromancy.launcher import run_committed
+
+    record = store.get_run_record(settings.project, run_id)
+    commit = str(record.get("git_commit") or "")
+    if not commit:
+        raise UsageError(f"run {run_id} recorded no git commit", "only tracked runs can be rerun")
+    repo_root, subdir = _repository_of(settings.root, commit)
+    invocation = new_invocation_id()
+    with _worktree(repo_root, commit) as worktree:
+        project_root = worktree / subdir
+        committed = check_committed_tree(project_root, allow_detached=True)
+        check_lockfile(project_root, committed)
+        pinned = replace(
+            options,
+            tasks=str(record.get("tasks_module") or settings.tasks),
+            only=(str(record["task"]),),
+            overrides=config_overrides(str(record["task"]), record.get("config") or {}),
+            artifact_overrides=input_pins(record),
+            force=True,
+            tags=(*options.tags, "rerun"),
+        )
+        rerun_settings = replace(load_settings(project_root), store=settings.store)
+        overrides = {"git_branch": str(record.get("git_branch") or "")}
+        code = run_committed(
+            rerun_settings,
+            pinned,
+            committed,
+            console,
+            identity_overrides=overrides,
+            invocation=invocation,
+        )
+    if code != 0 or not verify:
+        return code
+    again = _record_of_invocation(store, settings.project, invocation, str(record["task"]))
+    differences = compare_outputs(store, record, again)
+    if not differences:
+        console.print(f"reproduced: run {again['run_id']} matches {run_id} file for file")
+        return 0
+    console.print(f"[red]not reproduced[/]: run {again['run_id']} differs from {run_id}")
+    for difference in [*differences, *compare_environments(record, again)]:
+        console.print(
+            f"  {difference.what}: {difference.original} -> {difference.rerun}", markup=False
+        )
+    return 1
+
+
+def config_overrides(task: str, config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Return ``--set`` pairs restoring ``config``: strings raw, everything else as JSON."""
+    return tuple(
+        (f"{task}.{name}", value if isinstance(value, str) else json.dumps(value))
+        for name, value in sorted(config.items())
+    )
+
+
+def input_pins(record: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Return ``--artifact-override`` pairs pinning each recorded input to its version."""
+    return tuple((str(entry["ref"]), str(entry["label"])) for entry in record.get("inputs", []))
+
+
+def compare_outputs(
+    store: Store, original: Mapping[str, Any], again: Mapping[str, Any]
+) -> list[Difference]:
+    """Return every output file whose sha256 differs, or that only one run has ([] if none)."""
+    before, after = _output_files(store, original), _output_files(store, again)
+    differences = []
+    for path in sorted(before.keys() | after.keys()):
+        old, new = before.get(path, "missing"), after.get(path, "missing")
+        if old != new:
+            differences.append(Difference(path, _short(old), _short(new)))
+    return differences
+
+
+def compare_environments(original: Mapping[str, Any], again: Mapping[str, Any]) -> list[Difference]:
+    """Return each environment fact (image, base image, lockfile, packages) that changed."""
+    differences = []
+    for label, path in ENVIRONMENT_FACTS:
+        old, new = _dig(original, path), _dig(again, path)
+        if old != new:
+            differences.append(Difference(label, _short(old), _short(new)))
+    return differences
+
+
+def _output_files(store: Store, record: Mapping[str, Any]) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for entry in record.get("outputs", []):
+        version = version_of_entry(store, entry)
+        for item in version.files:
+            files[f"{version.name}/{item.path}"] = item.sha256
+    return files
+
+
+def _dig(record: Mapping[str, Any], path: tuple[str, ...]) -> str:
+    value: Any = record
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    if value is None:
+        return "unknown"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _short(value: str) -> str:
+    if value.startswith("sha256:"):
+        value = value[7:]
+    return value[:12] if len(value) == 64 else (value if len(value) <= 80 else value[:77] + "...")
+
+
+def _repository_of(project_root: Path, commit: str) -> tuple[Path, str]:
+    found = git(project_root, "rev-parse", "--show-toplevel")
+    if found.returncode != 0:
+        raise UsageError(f"{project_root} is not inside a git repository", "rerun from the project")
+    repo_root = Path(found.stdout.strip())
+    if git(repo_root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        raise UsageError(
+            f"commit {commit[:12]} of this run is not in the repository",
+            "fetch it (`git fetch --all`) and try again",
+        )
+    subdir = project_root.resolve().relative_to(repo_root.resolve())
+    return repo_root, subdir.as_posix()
+
+
+@contextmanager
+def _worktree(repo_root: Path, commit: str) -> Iterator[Path]:
+    """Yield a temporary detached worktree of ``commit``; remove it afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="aeromancy-rerun-"))
+    path = folder / "tree"
+    added = git(repo_root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+    if added.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise UsageError(f"git worktree add failed: {added.stderr.strip()}", "check the repository")
+    try:
+        yield path
+    finally:
+        git(repo_root, "worktree", "remove", "--force", str(path))
+        shutil.rmtree(folder, ignore_errors=True)
+        git(repo_root, "worktree", "prune")
+
+
+def _record_of_invocation(
+    store: Store, project: str, invocation: str, task: str
+) -> Mapping[str, Any]:
+    for record in store.list_run_records(project):
+        if record.get("group") == invocation and record.get("task") == task:
+            return record
+    raise NotFound(f"the rerun of {task} wrote no run record", "see the output above")

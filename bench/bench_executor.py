@@ -1,0 +1,190 @@
+"""Executor benchmarks: a no-op rerun of the quickstart, and planning large graphs.
+
+    .venv/bin/python bench/bench_executor.py [--sizes 1000,2000,5000,10000] [--repeat 5]
+
+1. No-op rerun: ``aeromancy run --dev`` on the quickstart when everything is up to date,
+   timed as a subprocess (interpreter start included), next to ``python -c pass`` and
+   ``aeromancy --version`` for scale. Target: under 1.5 s.
+2. Planning: a generated module of N tasks (each reads its predecessor and the task at
+   half its index), every task already run once into a local store. Timed: load the
+   module, build and check the plan, read the run records, and decide that every task
+   is up to date. Target: under 2 s at 10,000 tasks, growing linearly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aeromancy.executor import Executor, Invocation, code_identities  # noqa: E402
+from aeromancy.identity import RunIdentity  # noqa: E402
+from aeromancy.planning import build_plan, load_graph  # noqa: E402
+from aeromancy.records import RecordIndex  # noqa: E402
+from aeromancy.status import plan_status  # noqa: E402
+from aeromancy.store import open_store  # noqa: E402
+from aeromancy.tracking.none import NoneTracker  # noqa: E402
+
+AEROMANCY = Path(sys.executable).with_name("aeromancy")
+ENVIRONMENT = "bench-env"
+
+
+def wall(command: list[str], cwd: Path, env: dict[str, str], repeat: int) -> list[float]:
+    """Return the wall times of running ``command`` ``repeat`` times (it must succeed)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_noop_rerun(scratch: Path, repeat: int) -> None:
+    project = scratch / "quickstart"
+    shutil.copytree(ROOT / "examples" / "quickstart", project)
+    env = {
+        **os.environ,
+        "AEROMANCY_STORE": str(scratch / "qs-store"),
+        "AEROMANCY_CACHE": str(scratch / "qs-cache"),
+    }
+    run = [str(AEROMANCY), "run", "--dev"]
+    subprocess.run(run, cwd=project, env=env, check=True, capture_output=True)
+    rows = [
+        ("python -c pass", wall([sys.executable, "-c", "pass"], project, env, repeat)),
+        ("aeromancy --version", wall([str(AEROMANCY), "--version"], project, env, repeat)),
+        ("aeromancy run --dev (all up to date)", wall(run, project, env, repeat)),
+    ]
+    base = statistics.median(rows[-1][1])
+    print(f"\nNo-op rerun of the quickstart (3 tasks), {repeat} runs each, target < 1.5 s")
+    print(f"{'command':<40} {'median s':>9} {'min s':>7} {'vs rerun':>9}")
+    for label, times in rows:
+        median = statistics.median(times)
+        print(f"{label:<40} {median:>9.3f} {min(times):>7.3f} {median / base:>8.2f}x")
+
+
+def generate_pipeline(size: int) -> str:
+    """Return a task module with ``size`` tasks; task i reads a(i-1) and a(i//2)."""
+    lines = [
+        "from aeromancy import task",
+        "",
+        "def emit(ctx, name):",
+        "    path = ctx.workdir / 'out.txt'",
+        "    path.write_text(name)",
+        "    ctx.save(name, path)",
+        "",
+    ]
+    for i in range(size):
+        inputs = sorted({f"a{i - 1}", f"a{i // 2}"}) if i else []
+        lines += [
+            f"@task(inputs={inputs!r}, outputs=['a{i}'])",
+            f"def t{i}(ctx, k: int = 0):",
+            f"    emit(ctx, 'a{i}')",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def make_graph_project(scratch: Path, size: int) -> tuple[Path, str]:
+    root = scratch / f"graph{size}"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(f'[tool.aeromancy]\nproject = "graph{size}"\n')
+    (root / "pipeline.py").write_text(generate_pipeline(size))
+    return root, str(scratch / f"store{size}")
+
+
+def invocation(root: Path, size: int) -> Invocation:
+    return Invocation(
+        project=f"graph{size}",
+        root=root,
+        tasks="pipeline.py",
+        namespace="dev",
+        identity=RunIdentity(),
+        environment_key=ENVIRONMENT,
+        group="bench",
+        jobs=8,
+    )
+
+
+def populate(root: Path, store_url: str, size: int) -> float:
+    """Run every task once so the store holds their outputs and records; return seconds."""
+    start = time.perf_counter()
+    store = open_store(store_url)
+    plan = build_plan(load_graph("pipeline.py", root, f"graph{size}"), store, namespace="dev")
+    results = Executor(plan, store, invocation(root, size), NoneTracker()).run()
+    assert all(r.outcome.value == "ran" for r in results.values())
+    return time.perf_counter() - start
+
+
+def plan_once(root: Path, store_url: str, size: int) -> dict[str, float]:
+    """Plan the graph and check every task; return the seconds spent in each stage."""
+    stages: dict[str, float] = {}
+
+    def timed(name: str, step: Callable[[], object]) -> object:
+        start = time.perf_counter()
+        value = step()
+        stages[name] = time.perf_counter() - start
+        return value
+
+    project = f"graph{size}"
+    store = open_store(store_url)
+    graph = timed("load", lambda: load_graph("pipeline.py", root, project))
+    plan = timed("plan", lambda: build_plan(graph, store, namespace="dev"))  # type: ignore[arg-type]
+    index = timed("records", lambda: RecordIndex.load(store, project, "dev"))
+    code = timed("code", lambda: code_identities(plan, root, "pipeline.py"))  # type: ignore[arg-type]
+    statuses = timed(
+        "check",
+        lambda: plan_status(plan, store, index, code, lambda _: [ENVIRONMENT]),  # type: ignore[arg-type]
+    )
+    assert all(s.up_to_date for s in statuses.values()), "every task should be up to date"  # type: ignore[attr-defined]
+    stages["total"] = sum(stages.values())
+    return stages
+
+
+def bench_planning(scratch: Path, sizes: list[int], repeat: int) -> None:
+    print(f"\nPlanning a generated graph, all tasks up to date (best of {repeat}), target < 2 s")
+    header = f"{'tasks':>7} {'load':>6} {'plan':>6} {'records':>8} {'code':>6} {'check':>6}"
+    print(f"{header} {'total s':>8} {'us/task':>8} {'time ratio':>11} {'size ratio':>11}")
+    first: tuple[int, float] | None = None
+    for size in sizes:
+        root, store_url = make_graph_project(scratch, size)
+        fill = populate(root, store_url, size)
+        # The first pass after the runs reads each new record once into the local cache.
+        cold = plan_once(root, store_url, size)["total"]
+        runs = [plan_once(root, store_url, size) for _ in range(repeat)]
+        best = min(runs, key=lambda stages: stages["total"])
+        first = first or (size, best["total"])
+        cells = " ".join(
+            f"{best[k]:>{w}.3f}"
+            for k, w in (("load", 6), ("plan", 6), ("records", 8), ("code", 6), ("check", 6))
+        )
+        print(
+            f"{size:>7} {cells} {best['total']:>8.3f} {best['total'] / size * 1e6:>8.0f} "
+            f"{best['total'] / first[1]:>10.2f}x {size / first[0]:>10.2f}x"
+            f"   (first pass {cold:.2f} s; running all {size} tasks {fill:.0f} s)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,2000,5000,10000")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="aeromancy-bench-") as tmp:
+        scratch = Path(tmp)
+        os.environ["AEROMANCY_CACHE"] = str(scratch / "cache")
+        bench_noop_rerun(scratch, args.repeat)
+        bench_planning(scratch, [int(s) for s in args.sizes.split(",")], args.repeat)
+
+
+if __name__ == "__main__":
+    main()

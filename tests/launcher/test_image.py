@@ -1,0 +1,164 @@
+"""Image builds on the real Docker engine from the local mmdebstrap base image."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import docker
+import pytest
+from rich.console import Console
+
+from aeromancy.errors import ImageBuildError, UsageError
+from aeromancy.launcher.git_gate import check_committed_tree
+from aeromancy.launcher.image import RunImage, ensure_image, plan_image
+from aeromancy.launcher.lockfile import check_lockfile
+from aeromancy.settings import load_settings
+
+pytestmark = pytest.mark.docker
+
+ProjectFactory = Callable[..., Path]
+Git = Callable[..., str]
+QUIET = Console(stderr=True, quiet=True)
+
+
+def build(root: Path, packages: Sequence[str] = ()) -> RunImage:
+    """Gate, plan and build (or reuse) the image of the project at ``root``."""
+    settings = load_settings(root)
+    committed = check_committed_tree(root)
+    check_lockfile(root, committed)
+    recipe = plan_image(
+        settings.project, committed, settings.base_image, [*settings.debian_packages, *packages],
+        QUIET,
+    )  # fmt: skip
+    return ensure_image(recipe, QUIET)
+
+
+def layers(image_id: str) -> list[str]:
+    """Return the image's filesystem layer digests, base first."""
+    return list(docker.from_env().images.get(image_id).attrs["RootFS"]["Layers"])
+
+
+def run_in(image_id: str, command: str) -> str:
+    """Return the output of ``sh -c command`` in a throwaway container of the image."""
+    output = docker.from_env().containers.run(image_id, ["sh", "-c", command], remove=True)
+    return bytes(output).decode()
+
+
+def test_clean_tree_builds_once_then_reuses_the_image(make_project: ProjectFactory) -> None:
+    root = make_project()
+    (root / "ignored.txt").write_text("not committed")  # ignored: must not reach the image
+    first = build(root)
+    assert first.built
+    assert first.recipe.tag.startswith("aeromancy/demo:")
+    second = build(root)
+    assert not second.built
+    assert second.id == first.id
+    listing = run_in(first.id, "ls -A /app; aeromancy --version; python3 -c 'import boto3'")
+    assert "pipeline.py" in listing
+    assert "pyproject.toml" in listing
+    assert "ignored.txt" not in listing
+    assert ".git" not in listing.split()
+    assert "aeromancy, version" in listing
+
+
+def test_code_only_commit_rebuilds_only_the_code_layer(
+    make_project: ProjectFactory, commit: Git
+) -> None:
+    root = make_project()
+    before = build(root)
+    (root / "pipeline.py").write_text((root / "pipeline.py").read_text() + "\n# tweak\n")
+    commit(root, "tweak the code")
+    after = build(root)
+    assert after.built
+    assert after.id != before.id
+    old, new = layers(before.id), layers(after.id)
+    assert len(old) == len(new)
+    assert old[:-1] == new[:-1]  # base, Python dependencies and Aeromancy reused
+    assert old[-1] != new[-1]
+    assert "# tweak" in run_in(after.id, "cat /app/pipeline.py")
+
+
+def test_changed_lockfile_rebuilds_the_dependency_layer(
+    make_project: ProjectFactory, commit: Git
+) -> None:
+    from aeromancy.launcher.selfdist import source_checkout
+
+    root = make_project()
+    before = build(root)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("dependencies = []", 'dependencies = ["six==1.16.0"]')
+    )
+    subprocess.run(
+        ["pdm", "lock", "--quiet", "--project", str(root)],
+        check=True,
+        env={**os.environ, "PDM_USE_VENV": "false"},
+    )
+    commit(root, "depend on six")
+    after = build(root)
+    old, new = layers(before.id), layers(after.id)
+    # Layers: the base image's, WORKDIR /app, then the wheels copied in: the first to change.
+    dependency_layer = len(layers(after.recipe.base.id)) + 1
+    assert old[:dependency_layer] == new[:dependency_layer]
+    assert old[dependency_layer] != new[dependency_layer]
+    assert after.recipe.lockfile_hash != before.recipe.lockfile_hash
+    assert run_in(after.id, "python3 -c 'import six; print(six.__version__)'").strip() == "1.16.0"
+    assert source_checkout() is not None  # these tests run from a checkout
+
+
+def test_project_template_is_used(make_project: ProjectFactory) -> None:
+    from aeromancy.launcher.dockerfile import default_template
+
+    template = default_template().replace(
+        "{{ project_code }}", "{{ project_code }}\nENV PROJECT_FLAVOUR=custom"
+    )
+    root = make_project(files={"Dockerfile.template": template})
+    image = build(root)
+    assert "ENV PROJECT_FLAVOUR=custom" in image.recipe.dockerfile
+    assert run_in(image.id, "echo $PROJECT_FLAVOUR").strip() == "custom"
+
+
+def test_template_without_the_code_is_refused(make_project: ProjectFactory) -> None:
+    root = make_project(files={"Dockerfile.template": "FROM {{ base_image }}\n"})
+    with pytest.raises(UsageError, match=r"Dockerfile.template has no \{\{ aeromancy \}\}"):
+        build(root)
+
+
+def test_failing_build_step_is_an_image_build_error(make_project: ProjectFactory) -> None:
+    from aeromancy.launcher.dockerfile import default_template
+
+    template = default_template().replace(
+        "{{ project_code }}", "{{ project_code }}\nRUN echo about to fail && false"
+    )
+    root = make_project(files={"Dockerfile.template": template})
+    with pytest.raises(
+        ImageBuildError, match="image build failed at `RUN echo about to fail"
+    ) as err:
+        build(root)
+    assert err.value.exit_code == 3
+
+
+def test_missing_base_image_is_an_image_build_error(make_project: ProjectFactory) -> None:
+    root = make_project()
+    settings = load_settings(root)
+    committed = check_committed_tree(root)
+    with pytest.raises(ImageBuildError, match="not present and could not be pulled") as err:
+        plan_image(settings.project, committed, "aeromancy-missing-base:nope", [], QUIET)
+    assert err.value.exit_code == 3
+
+
+def test_unknown_debian_package_is_a_usage_error(make_project: ProjectFactory) -> None:
+    root = make_project()
+    with pytest.raises(UsageError, match="apt-get cannot provide") as err:
+        build(root, ["aeromancy-no-such-package"])
+    assert err.value.exit_code == 2
+
+
+def test_extra_debian_package_is_installed_from_host_debs(make_project: ProjectFactory) -> None:
+    root = make_project()
+    image = build(root, ["hello"])
+    assert "# Debian packages: hello" in image.recipe.dockerfile
+    assert run_in(image.id, "hello").strip() == "Hello, world!"
