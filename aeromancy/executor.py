@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -100,7 +101,9 @@ class Executor:
         sorter = self.plan.graph.sorter(set(self.plan.order))
         sorter.prepare()
         pending: dict[Future[TaskResult], str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, self.inv.jobs)) as pool:
+        ready: deque[str] = deque()
+        jobs = max(1, self.inv.jobs)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
             while sorter.is_active():
                 for name in sorter.get_ready():
                     blocked = self._failed_upstream(name)
@@ -108,7 +111,11 @@ class Executor:
                         self._settle(TaskResult(name, Outcome.NOT_RUN, blocked_by=blocked))
                         sorter.done(name)
                     else:
-                        pending[pool.submit(self._run_task, name)] = name
+                        ready.append(name)
+                # Submit no more than ``jobs``: waiting on a few futures stays cheap.
+                while ready and len(pending) < jobs:
+                    name = ready.popleft()
+                    pending[pool.submit(self._run_task, name)] = name
                 if not pending:
                     continue
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -69,6 +69,8 @@ def identity_from_git(root: Path) -> RunIdentity:
     """Return the git identity of the repository holding ``root`` (empty outside git)."""
     import git
 
+    from aeromancy.tracking.secrets import redact_url
+
     try:
         repo = git.Repo(root, search_parent_directories=True)
         head = repo.head.commit
@@ -76,6 +78,8 @@ def identity_from_git(root: Path) -> RunIdentity:
         return RunIdentity(lockfile_hash=lockfile_hash(root))
     branch = "" if repo.head.is_detached else repo.active_branch.name
     remote = next(iter(repo.remotes[0].urls), "") if repo.remotes else ""
+    # CI checkouts often embed a token in the remote URL (https://ci-token:...@host).
+    remote = redact_url(remote)
     message = str(head.message).strip().splitlines()[0] if head.message else ""
     return RunIdentity(
         git_commit=head.hexsha,

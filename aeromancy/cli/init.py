@@ -75,7 +75,7 @@ def project_name(directory: Path) -> str:
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", default=None, help="Project name (default: the directory's name).")
 def init(directory: Path | None, name: str | None) -> None:
-    """Scaffold a new project in DIR (default: here): pyproject, pipeline.py, .gitignore."""
+    """Create a new project in DIR (default: here) that runs at once."""
     target = (directory or Path.cwd()).resolve()
     name = check_name(name, "project") if name else project_name(target)
     files = {

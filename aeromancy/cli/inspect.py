@@ -39,7 +39,7 @@ def _state(ctx: click.Context) -> CliState:
 @click.option("--dev", is_flag=True, help="Status against dev runs (default: tracked runs).")
 @click.pass_context
 def list_tasks(ctx: click.Context, tasks: str | None, dev: bool) -> None:
-    """Each task, its inputs and outputs, and whether it is up to date."""
+    """List the tasks and whether each is up to date."""
     state = _state(ctx)
     settings = state.settings
     tasks = tasks or settings.tasks
@@ -81,7 +81,7 @@ def list_tasks(ctx: click.Context, tasks: str | None, dev: bool) -> None:
 )
 @click.pass_context
 def graph(ctx: click.Context, tasks: str | None, fmt: str, output: Path | None) -> None:
-    """The task graph: tasks, the artifacts between them, and stored inputs."""
+    """Draw the task graph (text, dot, mermaid or png)."""
     settings = _state(ctx).settings
     task_graph = load_graph(tasks or settings.tasks, settings.root, settings.project)
     if fmt == "png":
@@ -134,7 +134,7 @@ def _add_children(tree: Tree, node: LineageNode) -> None:
 @click.option("--down", is_flag=True, help="Show what was made from it instead.")
 @click.pass_context
 def lineage(ctx: click.Context, ref: str, down: bool) -> None:
-    """The upstream tree of a version: producing run, its inputs, recursively."""
+    """Show the lineage tree of an artifact version."""
     state = _state(ctx)
     # The dev namespace resolves to the newest of dev and tracked versions.
     version = state.store.resolve(ref, state.settings.project, namespace="dev")
@@ -158,7 +158,7 @@ def _duration(record: Mapping[str, Any]) -> str:
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.pass_context
 def runs(ctx: click.Context, task_name: str | None, limit: int) -> None:
-    """Run records of this project, newest first (dev and tracked)."""
+    """List run records, newest first (dev and tracked)."""
     state = _state(ctx)
     records = all_records(state.store, state.settings.project)
     if task_name is not None:

@@ -218,8 +218,16 @@ def run_graph(
 )
 @click.option("--debug", is_flag=True, help="Show debug logs and full tracebacks.")
 @click.option("--debug-shell", is_flag=True, help="Open a shell in the container instead.")
-@click.option("--extra-debian-package", "debian_packages", multiple=True, metavar="PKG")
-@click.option("--extra-docker-run-args", "docker_args", default="", metavar="ARGS")
+@click.option(
+    "--extra-debian-package",
+    "debian_packages",
+    multiple=True,
+    metavar="PKG",
+    help="Install this Debian package in the image (repeatable).",
+)
+@click.option(
+    "--extra-docker-run-args", "docker_args", default="", metavar="ARGS", help="For docker run."
+)
 @click.option(
     "--extra-env-var",
     "env_vars",
@@ -246,7 +254,11 @@ def run(
     docker_args: str,
     env_vars: tuple[str, ...],
 ) -> None:
-    """Run the task graph in TASKS (a .py file or dotted module; default from pyproject)."""
+    """Run the task graph, skipping what is up to date.
+
+    TASKS is a .py file or a dotted module (default: [tool.aeromancy] tasks, else
+    pipeline.py).
+    """
     state = ctx.find_object(CliState) or CliState()
     state.debug = state.debug or debug
     settings = state.settings

@@ -42,8 +42,11 @@ class Backend(Protocol):
         """Return True when an object exists at ``key``."""
         ...
 
-    def list_prefix(self, prefix: str) -> list[str]:
-        """Return every key under ``prefix`` (a folder path ending in '/'); [] when none."""
+    def list_prefix(self, prefix: str, limit: int | None = None) -> list[str]:
+        """Return the keys under ``prefix`` (a folder path ending in '/'); [] when none.
+
+        With ``limit``, stops after that many: fewer than ``limit`` means complete.
+        """
         ...
 
     def uri(self, key: str) -> str:

@@ -14,6 +14,12 @@ from aeromancy.store.layout import blob_key
 from aeromancy.store.manifest import FileEntry
 from aeromancy.store.paths import SourceFile
 
+BLOBS_PREFIX = "blobs/sha256/"
+#: From this many files on, one listing of the blobs beats a request per file ...
+LIST_INSTEAD_OF_PROBING = 16
+#: ... as long as the store holds fewer blobs than this (10 listing pages on S3).
+MAX_LISTED_BLOBS = 10_000
+
 
 class BlobStore:
     """The ``blobs/sha256/`` part of a store, moved in parallel by ``workers`` threads."""
@@ -34,18 +40,32 @@ class BlobStore:
 
     def put_files(self, files: list[SourceFile], progress: ProgressCallback) -> list[FileEntry]:
         """Hash and upload ``files``, skipping blobs already present; return their entries."""
+        present = self._listed_blobs() if len(files) >= LIST_INSTEAD_OF_PROBING else None
         with ThreadPoolExecutor(self._pool_size(len(files))) as pool:
-            return list(pool.map(lambda source: self._put_one(source, progress), files))
+            return list(pool.map(lambda source: self._put_one(source, progress, present), files))
+
+    def _listed_blobs(self) -> frozenset[str] | None:
+        """Return every blob key when a store holds few enough to list; None otherwise.
+
+        For a push of many files one listing replaces a request per file. A listing
+        cut short proves nothing about the rest, so then each file is probed.
+        """
+        keys = self.backend.list_prefix(BLOBS_PREFIX, limit=MAX_LISTED_BLOBS)
+        return frozenset(keys) if len(keys) < MAX_LISTED_BLOBS else None
 
     def _pool_size(self, jobs: int) -> int:
         return max(1, min(self.workers, jobs))
 
-    def _put_one(self, source: SourceFile, progress: ProgressCallback) -> FileEntry:
+    def _put_one(
+        self, source: SourceFile, progress: ProgressCallback, present: frozenset[str] | None
+    ) -> FileEntry:
         before = _signature(source.local)
         sha256_hex = sha256_file(source.local)
         key = blob_key(sha256_hex)
         _check_unchanged(source, before)
-        if self.backend.exists(key):
+        # A blob that arrived after the listing is uploaded again: harmless, same bytes.
+        stored = (key in present) if present is not None else self.backend.exists(key)
+        if stored:
             progress(before[0])
         else:
             self.backend.upload_file(key, source.local, progress)

@@ -8,7 +8,6 @@ target exists, which gives create-if-absent without locks.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import time
@@ -105,17 +104,14 @@ class LocalBackend:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list_prefix(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
+    def list_prefix(self, prefix: str, limit: int | None = None) -> list[str]:
         keys: list[str] = []
-        try:
-            walker = os.walk(base)
-            for dirpath, _dirnames, filenames in walker:
-                rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
-                keys.extend(f"{rel_dir}/{name}" for name in filenames)
-        except OSError as exc:  # pragma: no cover - os.walk swallows most errors itself
-            if exc.errno != errno.ENOENT:
-                raise
+        # os.walk of a missing folder yields nothing, which is the answer we want.
+        for dirpath, _dirnames, filenames in os.walk(self._path(prefix)):
+            rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
+            keys.extend(f"{rel_dir}/{name}" for name in filenames)
+            if limit is not None and len(keys) >= limit:
+                return sorted(keys)[:limit]
         return sorted(keys)
 
     def uri(self, key: str) -> str:

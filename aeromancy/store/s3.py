@@ -136,13 +136,15 @@ class S3Backend:
                     return False
                 raise
 
-    def list_prefix(self, prefix: str) -> list[str]:
+    def list_prefix(self, prefix: str, limit: int | None = None) -> list[str]:
         full = self._key(prefix)
         strip = len(self._key(""))
         keys: list[str] = []
         with self._translated():
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=full
+                Bucket=self.bucket,
+                Prefix=full,
+                PaginationConfig={"MaxItems": limit} if limit is not None else {},
             )
             for page in pages:
                 keys.extend(item["Key"][strip:] for item in page.get("Contents", []))

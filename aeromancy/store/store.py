@@ -8,6 +8,7 @@ cache (:mod:`.cache`) and run records (:mod:`.runs`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,7 +69,7 @@ class Store:
             version=0,
             type=check_name(type, "artifact type"),
             files=(),
-            metadata=dict(metadata or {}),
+            metadata=_json_object(metadata),
             run_id=run_id,
             namespace=check_namespace(namespace),
             aeromancy_version=__version__,
@@ -218,6 +219,13 @@ class Store:
                 f"no artifact version {what}; {project}/{ref.name} has {_summary(labels)}",
                 "pick one of those, or omit the version for the newest",
             )
+        dev_labels = [v.label for v in self.list_versions(project, ref.name, "dev")]
+        if view == "tracked" and dev_labels:
+            return NotFound(
+                f"no tracked version of {project}/{ref.name}; it has only dev versions "
+                f"{_summary(dev_labels)}",
+                "tracked runs never use dev versions; `aeromancy pull NAME:devN` reads one",
+            )
         names = [version.name for version in self.list_artifacts(project, view)]
         if names:
             return NotFound(
@@ -229,6 +237,17 @@ class Store:
             f"{self.describe()}",
             "push one with `aeromancy push`, or check --store / AEROMANCY_STORE",
         )
+
+
+def _json_object(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a copy of ``metadata``; raise UsageError when JSON cannot hold it."""
+    try:
+        json.dumps(metadata or {}, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"artifact metadata is not JSON: {exc}", "use str, int, float, bool, list and dict"
+        ) from exc
+    return dict(metadata or {})
 
 
 def _spaces(view: Namespace) -> tuple[Namespace, ...]:

@@ -30,9 +30,11 @@ PROBE_TIMEOUT_SECONDS = 10
 def capture_environment(identity: RunIdentity | None = None) -> dict[str, Any]:
     """Return what describes the machine, interpreter, packages and code of this run.
 
-    ``identity`` supplies the git and image part; without it those fields are empty.
+    ``identity`` supplies the git and image part. Without it, the identity the launcher
+    passed into the container (``AEROMANCY_RUN_*``) is used; on the host those fields
+    are then empty.
     """
-    identity = identity or RunIdentity()
+    identity = identity or RunIdentity.from_environ()
     return {
         "aeromancy_version": aeromancy_version(),
         "python": {

@@ -163,6 +163,13 @@ class WarmUp:
             quiet_wandb_setup()
         except Exception as exc:
             self._error = exc
+            return
+        try:
+            # The first wandb.init imports W&B Launch's input handling (over a second
+            # without cached bytecode) whether or not Launch is used; do it here.
+            import wandb.sdk.launch.inputs.internal  # noqa: F401
+        except ImportError:
+            logger.debug("W&B launch inputs not importable ahead of time", exc_info=True)
 
     def wait(self) -> None:
         """Return once W&B is ready; raise what setting it up raised."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import netrc
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -72,3 +73,29 @@ def prepare_runs_dir(directory: Path) -> None:
     ignore = directory / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# written by aeromancy: W&B run files never belong in git\n*\n")
+
+
+CONTAINER_WANDB_DIR = "/aeromancy-wandb"
+
+
+@dataclass(frozen=True)
+class WandbMount:
+    """How a tracked run's container writes W&B runs into the host's runs directory.
+
+    The launcher bind-mounts ``host`` at ``container`` and adds ``environ`` to the
+    container's environment; without it, offline runs written inside the container
+    would vanish with it.
+    """
+
+    host: Path
+    container: str
+    environ: dict[str, str]
+
+
+def container_wandb_mount(root: Path, environ: Mapping[str, str] | None = None) -> WandbMount:
+    """Return the mount for a project at ``root``, creating the host runs directory."""
+    host = runs_dir(root, environ)
+    prepare_runs_dir(host)
+    return WandbMount(
+        host, f"{CONTAINER_WANDB_DIR}/{RUNS_DIRNAME}", {"WANDB_DIR": CONTAINER_WANDB_DIR}
+    )

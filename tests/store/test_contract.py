@@ -246,6 +246,27 @@ def test_blob_already_present_is_not_uploaded_again(
     assert {f.sha256 for f in first.files} & {f.sha256 for f in second.files} == {sha(b"same")}
 
 
+@pytest.mark.parametrize("listing_limit", [10_000, 5], ids=["listed", "probed"])
+def test_many_files_upload_only_the_new_blobs(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listing_limit: int
+) -> None:
+    # Pushes of many files list the blobs once; with a store too big to list (here
+    # a tiny limit) they probe each blob instead. Either way only new blobs go up.
+    monkeypatch.setattr("aeromancy.store.blobs.MAX_LISTED_BLOBS", listing_limit)
+    plain = open_store(store_url)
+    counting = CountingBackend(plain.backend)
+    store = Store(counting, plain.cache.root, plain.workers)  # type: ignore[arg-type]
+    files = {f"part{index:02d}": f"content {index}".encode() for index in range(20)}
+    store.publish("proj", "data", make_tree(tmp_path / "one", files))
+    assert len(counting.uploads) == 20
+
+    changed = make_tree(tmp_path / "two", {**files, "part07": b"new"})
+    version = store.publish("proj", "data", changed)
+
+    assert counting.uploads[20:] == [f"blobs/sha256/{sha(b'new')[:2]}/{sha(b'new')}"]
+    assert read_tree(store.materialize(version, tmp_path / "out"))["part07"] == b"new"
+
+
 def test_identical_files_in_one_push_share_a_blob(
     store: Store, raw: RawAccess, tmp_path: Path
 ) -> None:
@@ -330,6 +351,17 @@ def test_bad_artifact_name_writes_nothing(
     assert raw.keys() == []
 
 
+def test_metadata_json_cannot_hold_writes_nothing(
+    store: Store, raw: RawAccess, tmp_path: Path
+) -> None:
+    source = make_tree(tmp_path / "src", {"f": b"x"})
+
+    with pytest.raises(UsageError, match="metadata is not JSON"):
+        store.publish("proj", "data", source, metadata={"when": object()})
+
+    assert raw.keys() == []
+
+
 def test_missing_or_empty_source_writes_nothing(
     store: Store, raw: RawAccess, tmp_path: Path
 ) -> None:
@@ -370,6 +402,13 @@ def test_dev_resolution_takes_the_newest_of_both(store: Store, tmp_path: Path) -
     assert store.list_artifacts("proj", "dev") == [newer]
     with pytest.raises(NotFound, match="has v1, dev1, v2"):
         store.resolve("data:dev5", "proj", namespace="dev")
+
+
+def test_tracked_view_of_a_dev_only_artifact_says_so(store: Store, tmp_path: Path) -> None:
+    store.publish("proj", "data", make_tree(tmp_path / "d", {"f": b"d"}), namespace="dev")
+
+    with pytest.raises(NotFound, match=r"no tracked version of proj/data; .* dev versions dev1"):
+        store.resolve("data", "proj")
 
 
 def test_unknown_namespace_is_refused(store: Store) -> None:

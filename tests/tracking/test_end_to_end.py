@@ -25,6 +25,7 @@ pytest.importorskip("aeromancy.executor", reason="needs the executor")
 AEROMANCY = Path(sys.executable).with_name("aeromancy")
 SECRET = "sk-e2e-4b1f9d0c7a2e-never-store-me"
 PASSTHROUGH_SECRET = "pt-e2e-8c3a5f1e6d90-passthrough-value"
+REMOTE_TOKEN = "glcbt-e2e-5d2c81f0-remote-token"  # as GitLab CI puts in its remote URL
 
 PIPELINE = """\
 import hashlib
@@ -77,6 +78,8 @@ def project(tmp_path: Path) -> Path:
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "E2E pipeline\n\nA longer body."], check=True)
+    remote = f"https://gitlab-ci-token:{REMOTE_TOKEN}@git.example.com/team/e2e.git"
+    subprocess.run([*git, "remote", "add", "origin", remote], check=True)
     return root
 
 
@@ -132,6 +135,8 @@ def test_every_task_run_is_recorded_in_wandb(
         assert run.tags == ["git/main", "nightly", "e2e"]
         assert run.notes == "E2E pipeline"
         assert run.git["commit"] == head_commit(project)
+        assert run.git["remote_url"] == "https://***@git.example.com/team/e2e.git"
+        assert record["git_remote"] == run.git["remote_url"]
         assert run.exit_code == 0
         assert run.summary["aeromancy"]["status"] == record["status"]
         recorded_inputs = {(i["name"], i["version"], i["digest"]) for i in _inputs(run)}
@@ -200,10 +205,11 @@ def test_secrets_in_the_environment_are_stored_nowhere(
     roots += [
         Path(os.environ[n]) for n in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")
     ]
-    files = list(_all_files(*roots))
+    # The project's .git/config holds the remote URL with its token: the user put it there.
+    files = [f for f in _all_files(*roots) if project / ".git" not in f.parents]
     assert any(marker.encode() in f.read_bytes() for f in files if f.suffix == ".json")
     assert any(marker.encode() in f.read_bytes() for f in files if f.suffix == ".wandb")
-    for secret in (SECRET, PASSTHROUGH_SECRET):
+    for secret in (SECRET, PASSTHROUGH_SECRET, REMOTE_TOKEN):
         leaks = [str(f) for f in files if secret.encode() in f.read_bytes()]
         assert leaks == [], f"secret found in {leaks}"
         assert secret not in done.stdout

@@ -136,3 +136,13 @@ def test_redact_url(value: str, expected: str) -> None:
 def test_recordable_environment_ignores_everything_else() -> None:
     env = {"HOME": "/root", "AWS_ACCESS_KEY_ID": "AKIA", "WANDB_ENTITY": "team", "PATH": "/bin"}
     assert recordable_environment(env) == {"WANDB_ENTITY": "team"}
+
+
+def test_without_an_identity_the_launchers_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    passed_in = RunIdentity(git_commit="d" * 40, git_branch="main", image_id="sha256:" + "b" * 64)
+    for name, value in passed_in.to_environ().items():
+        monkeypatch.setenv(name, value)
+    captured = capture_environment()
+    assert captured["container"]["image_id"] == passed_in.image_id
+    assert captured["git"]["commit"] == passed_in.git_commit
+    assert captured["git"]["branch"] == "main"

@@ -8,7 +8,7 @@ import pytest
 
 from aeromancy.errors import InfrastructureError
 from aeromancy.tracking.sync import upload_offline_runs
-from aeromancy.tracking.wandb_setup import resolve_mode, runs_dir
+from aeromancy.tracking.wandb_setup import container_wandb_mount, resolve_mode, runs_dir
 
 KEY = "k" * 40
 
@@ -50,3 +50,14 @@ def test_a_failed_upload_is_an_infrastructure_error(tmp_path: Path) -> None:
     with pytest.raises(InfrastructureError, match="wandb sync failed") as caught:
         upload_offline_runs([tmp_path / "offline-run-gone"])
     assert caught.value.exit_code == 3
+
+
+def test_container_mount_targets_the_host_runs_dir(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    mount = container_wandb_mount(root, {})
+    assert mount.host == root / "wandb"
+    assert (mount.host / ".gitignore").read_text().splitlines()[-1] == "*"
+    # W&B writes into <WANDB_DIR>/wandb: inside the container that is the mounted path.
+    assert mount.container == mount.environ["WANDB_DIR"] + "/wandb"
