@@ -7,6 +7,7 @@ table of medians beside their targets. Usage: ``.venv/bin/python bench/bench_lau
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import statistics
@@ -54,9 +55,10 @@ def base_image() -> str:
         return BASE_TAG
     except docker.errors.ImageNotFound:
         pass
+    include = "--include=python3,python3-venv,python3-pip"
+    mirror = "http://deb.debian.org/debian"
     bootstrap = subprocess.Popen(
-        ["mmdebstrap", "--quiet", "--variant=minbase", "--include=python3,python3-venv,python3-pip"]
-        + ["bookworm", "-", "http://deb.debian.org/debian"],
+        ["mmdebstrap", "--quiet", "--variant=minbase", include, "bookworm", "-", mirror],
         stdout=subprocess.PIPE,
     )
     subprocess.run(["docker", "import", "-", BASE_TAG], stdin=bootstrap.stdout, check=True)
@@ -124,8 +126,6 @@ def fresh_base(base: str) -> str:
     """Return a new image id equal to ``base`` in content, so no build cache applies."""
     client = docker.from_env()
     dockerfile = f"FROM {base}\nLABEL bench.nonce={uuid.uuid4().hex}\n".encode()
-    import io
-
     image, _ = client.images.build(fileobj=io.BytesIO(dockerfile), rm=True)
     return str(image.id)
 
