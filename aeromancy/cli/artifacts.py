@@ -66,6 +66,7 @@ def push(ctx: click.Context, name: str, path: Path, type_: str, metadata: str | 
         f"pushed [bold]{version.ref}[/bold]: {len(version.files)} file(s), "
         f"{human_size(version.size)}, {version.digest}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -79,9 +80,10 @@ def pull(ctx: click.Context, ref: str, dest: Path) -> None:
     version = state.store.resolve(ref, state.settings.project, _view_for(ref))
     state.store.materialize(version, dest)
     stdout_console().print(
-        f"pulled [bold]{version.ref}[/bold] into {dest}: {len(version.files)} file(s), "
-        f"{human_size(version.size)}",
+        f"pulled [bold]{version.ref}[/bold] into {escape(str(dest))}: "
+        f"{len(version.files)} file(s), {human_size(version.size)}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -124,7 +126,9 @@ def artifacts(ctx: click.Context, dev: bool) -> None:
     console = stdout_console()
     if not newest:
         console.print(
-            f"project {project} has no artifacts in {state.store.describe()}", highlight=False
+            f"project {project} has no artifacts in {state.store.describe()}",
+            markup=False,
+            highlight=False,
         )
         return
     rows = table(
