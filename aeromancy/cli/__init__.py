@@ -14,6 +14,7 @@ import click
 
 from aeromancy import __version__
 from aeromancy.cli import artifacts, init, inspect, rerun, run, sync
+from aeromancy.cli.output import print_error, stderr_console
 from aeromancy.cli.state import CliState
 from aeromancy.errors import AeromancyError
 
@@ -28,7 +29,7 @@ class AeromancyGroup(click.Group):
             state = ctx.find_object(CliState)
             if state is not None and state.debug:
                 logging.getLogger("aeromancy").exception("error")
-            click.echo(f"error: {err}", err=True)
+            print_error(stderr_console(), str(err))
             ctx.exit(err.exit_code)
 
 

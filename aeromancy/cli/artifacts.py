@@ -7,20 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
+from aeromancy.cli.output import (
+    column,
+    human_size,
+    print_fields,
+    print_table,
+    stdout_console,
+    table,
+    timestamp,
+)
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.store import ArtifactVersion, parse_ref
-
-#: Width used when stdout is not a terminal, so a sha256 never gets folded or cut.
-PIPE_WIDTH = 200
-
-
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=PIPE_WIDTH)
 
 
 def _state(ctx: click.Context) -> CliState:
@@ -46,16 +46,6 @@ def parse_metadata(text: str | None) -> dict[str, Any]:
     return value
 
 
-def human_size(size: int) -> str:
-    """Return ``size`` bytes as a short human-readable figure (``1.5 MiB``)."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def _view_for(ref: str) -> str:
     """Return the namespace to resolve ``ref`` in: dev only when it names a devN version."""
     return "dev" if parse_ref(ref).namespace == "dev" else "tracked"
@@ -72,10 +62,11 @@ def push(ctx: click.Context, name: str, path: Path, type_: str, metadata: str | 
     state = _state(ctx)
     fields = parse_metadata(metadata)
     version = state.store.publish(state.settings.project, name, path, type=type_, metadata=fields)
-    _console().print(
+    stdout_console().print(
         f"pushed [bold]{version.ref}[/bold]: {len(version.files)} file(s), "
         f"{human_size(version.size)}, {version.digest}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -88,10 +79,11 @@ def pull(ctx: click.Context, ref: str, dest: Path) -> None:
     state = _state(ctx)
     version = state.store.resolve(ref, state.settings.project, _view_for(ref))
     state.store.materialize(version, dest)
-    _console().print(
-        f"pulled [bold]{version.ref}[/bold] into {dest}: {len(version.files)} file(s), "
-        f"{human_size(version.size)}",
+    stdout_console().print(
+        f"pulled [bold]{version.ref}[/bold] into {escape(str(dest))}: "
+        f"{len(version.files)} file(s), {human_size(version.size)}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -102,20 +94,20 @@ def show(ctx: click.Context, ref: str) -> None:
     """Show a version's files (path, size, sha256), metadata, type and producing run."""
     state = _state(ctx)
     version = state.store.resolve(ref, state.settings.project, _view_for(ref))
-    console = _console()
-    for label, value in _summary_rows(version):
-        console.print(f"[bold]{label:<9}[/bold] {value}", highlight=False)
-    table = Table("path", "size", "sha256", title=None)
+    console = stdout_console()
+    print_fields(console, _summary_rows(version))
+    console.print()
+    files = table(column("path", "text"), column("size", "number"), "sha256")
     for entry in version.files:
-        table.add_row(entry.path, str(entry.size), entry.sha256)
-    console.print(table)
+        files.add_row(escape(entry.path), human_size(entry.size), entry.sha256)
+    print_table(console, files)
 
 
 def _summary_rows(version: ArtifactVersion) -> list[tuple[str, str]]:
     return [
         ("artifact", version.ref),
         ("type", version.type),
-        ("created", version.created),
+        ("created", f"{timestamp(version.created)} UTC"),
         ("run", version.run_id or "- (pushed by hand)"),
         ("digest", version.digest),
         ("size", f"{human_size(version.size)} in {len(version.files)} file(s)"),
@@ -131,24 +123,34 @@ def artifacts(ctx: click.Context, dev: bool) -> None:
     state = _state(ctx)
     project = state.settings.project
     newest = state.store.list_artifacts(project, "dev" if dev else "tracked")
-    console = _console()
+    console = stdout_console()
     if not newest:
         console.print(
-            f"project {project} has no artifacts in {state.store.describe()}", highlight=False
+            f"project {project} has no artifacts in {state.store.describe()}",
+            markup=False,
+            highlight=False,
         )
         return
-    table = Table("artifact", "newest", "type", "files", "size", "created", "run")
+    rows = table(
+        "artifact",
+        "newest",
+        "type",
+        column("files", "number"),
+        column("size", "number"),
+        "created (UTC)",
+        "run",
+    )
     for version in newest:
-        table.add_row(
-            version.name,
+        rows.add_row(
+            escape(version.name),
             version.label,
-            version.type,
+            escape(version.type),
             str(len(version.files)),
             human_size(version.size),
-            version.created,
-            version.run_id or "-",
+            timestamp(version.created),
+            escape(version.run_id or "-"),
         )
-    console.print(table)
+    print_table(console, rows)
 
 
 COMMANDS: list[click.Command] = [push, pull, show, artifacts]

@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from aeromancy import __version__
+from aeromancy.cli.output import stdout_console
 from aeromancy.errors import UsageError
 from aeromancy.names import check_name
 
@@ -92,9 +94,14 @@ def init(directory: Path | None, name: str | None) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
         (target / relative).write_text(text, encoding="utf-8")
-    click.echo(f"created project {name} in {target}")
-    click.echo("next: cd there and run `aeromancy run --dev`; `aeromancy graph` draws the tasks.")
-    click.echo("tracked runs also need git (git init, commit) and a lockfile (pdm lock).")
+    console = stdout_console()
+    console.print(f"created project [bold]{name}[/] in {escape(str(target))}", soft_wrap=True)
+    console.print(
+        "next: cd there and run `aeromancy run --dev`; `aeromancy graph` draws the tasks.\n"
+        "tracked runs also need git (git init, commit) and a lockfile (pdm lock).",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 COMMANDS: list[click.Command] = [init]

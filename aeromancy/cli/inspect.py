@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.tree import Tree
 
+from aeromancy.cli.output import (
+    column,
+    duration_between,
+    print_table,
+    status_markup,
+    stdout_console,
+    table,
+    timestamp,
+)
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.executor import code_identities
@@ -55,9 +61,7 @@ def list_tasks(ctx: click.Context, tasks: str | None, dev: bool) -> None:
         return [dev_key] if dev else index.environments.get(task, [])
 
     statuses = plan_status(plan, state.store, index, code, environments)
-    table = Table(show_edge=False)
-    for column in ("task", "inputs", "outputs", "status"):
-        table.add_column(column)
+    rows = table("task", column("inputs", "text"), column("outputs", "text"), "status")
     for name in plan.order:
         spec = graph.specs[name]
         status = statuses[name]
@@ -65,8 +69,8 @@ def list_tasks(ctx: click.Context, tasks: str | None, dev: bool) -> None:
             "[green]up to date[/]" if status.up_to_date else f"[yellow]{escape(status.reason)}[/]"
         )
         outputs = ", ".join(f"{out} ({kind})" for out, kind in spec.outputs.items())
-        table.add_row(name, ", ".join(spec.inputs) or "-", outputs, shown)
-    Console().print(table)
+        rows.add_row(name, escape(", ".join(spec.inputs) or "-"), escape(outputs), shown)
+    print_table(stdout_console(), rows)
 
 
 @click.command("graph")
@@ -96,22 +100,13 @@ def graph(ctx: click.Context, tasks: str | None, fmt: str, output: Path | None) 
         output.write_text(text, encoding="utf-8")
 
 
-def _when(stamp: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    """Return an ISO timestamp in local time, or the text itself when it does not parse."""
-    try:
-        return datetime.fromisoformat(stamp).astimezone().strftime(fmt)
-    except ValueError:
-        return stamp or "?"
-
-
 def _run_label(run: Mapping[str, Any] | None) -> str:
     if run is None:
         return "[dim](pushed, no producing run)[/]"
-    status = run.get("status", "?")
-    colour = "green" if status == "succeeded" else "red"
     return (
-        f"made by [bold]{escape(str(run.get('task')))}[/] run {escape(str(run.get('run_id')))} "
-        f"[{colour}]{escape(str(status))}[/] {_when(str(run.get('started', '')))}"
+        f"made by [bold]{escape(str(run.get('task')))}[/] in run {escape(str(run.get('run_id')))} "
+        f"({status_markup(str(run.get('status', '?')))}, "
+        f"{timestamp(str(run.get('started', '')))} UTC)"
     )
 
 
@@ -141,16 +136,7 @@ def lineage(ctx: click.Context, ref: str, down: bool) -> None:
     node = downstream_of(state.store, version) if down else upstream(state.store, version)
     tree = Tree(_node_label(node))
     _add_children(tree, node)
-    Console().print(tree)
-
-
-def _duration(record: Mapping[str, Any]) -> str:
-    try:
-        start = datetime.fromisoformat(str(record["started"]))
-        end = datetime.fromisoformat(str(record["ended"]))
-    except (KeyError, ValueError):
-        return "?"
-    return f"{(end - start).total_seconds():.1f}s"
+    stdout_console().print(tree)
 
 
 @click.command("runs")
@@ -163,32 +149,32 @@ def runs(ctx: click.Context, task_name: str | None, limit: int) -> None:
     records = all_records(state.store, state.settings.project)
     if task_name is not None:
         records = [r for r in records if r.get("task") == task_name]
-    table = Table(show_edge=False)
-    table.add_column("run", no_wrap=True)
-    table.add_column("task")
-    table.add_column("status")
-    table.add_column("started", no_wrap=True)
-    table.add_column("took", no_wrap=True)
-    table.add_column("outputs")
-    table.add_column("commit", no_wrap=True)
+    console = stdout_console()
+    if not records:
+        console.print("no runs yet" + (f" of task {task_name}" if task_name else ""), markup=False)
+        return
+    rows = table(
+        "run",
+        "task",
+        "status",
+        "started (UTC)",
+        column("took", "number"),
+        column("outputs", "text"),
+        "commit",
+    )
     for record in records[:limit]:
         outputs = ", ".join(f"{o['name']}:{o['label']}" for o in record.get("outputs", ()))
-        status = str(record.get("status", "?"))
-        colour = "green" if status == "succeeded" else "red"
         commit = str(record.get("git_commit", ""))[:7] + ("*" if record.get("git_dirty") else "")
-        table.add_row(
+        rows.add_row(
             escape(str(record.get("run_id"))),
             escape(str(record.get("task"))),
-            f"[{colour}]{status}[/]",
-            _when(str(record.get("started", "")), "%m-%d %H:%M:%S"),
-            _duration(record),
+            status_markup(str(record.get("status", "?"))),
+            timestamp(str(record.get("started", ""))),
+            duration_between(str(record.get("started", "")), str(record.get("ended", ""))),
             escape(outputs) or "-",
-            commit or "-",
+            escape(commit) or "-",
         )
-    if not records:
-        click.echo("no runs yet" + (f" of task {task_name}" if task_name else ""))
-        return
-    Console().print(table)
+    print_table(console, rows)
 
 
 COMMANDS: list[click.Command] = [list_tasks, graph, lineage, runs]

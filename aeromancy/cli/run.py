@@ -9,9 +9,18 @@ from types import TracebackType
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
-from rich.table import Table
 
+from aeromancy.cli.output import (
+    column,
+    print_heading,
+    print_table,
+    print_warning,
+    stderr_console,
+    stdout_console,
+    table,
+)
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed, UsageError
 from aeromancy.executor import Executor, Invocation, invocation_id, raise_for_results
@@ -94,28 +103,26 @@ def _outcome_text(result: TaskResult) -> str:
         return "[green]ran[/]"
     if result.outcome is Outcome.FAILED:
         return "[red]failed[/]"
-    return f"[yellow]not run[/] (upstream {', '.join(result.blocked_by)} failed)"
+    return f"[yellow]not run[/] (upstream {escape(', '.join(result.blocked_by))} failed)"
 
 
 def print_summary(console: Console, results: Mapping[str, TaskResult]) -> None:
     """Print one row per task: what happened, the output versions, the run id."""
-    table = Table(title="aeromancy run", title_justify="left", show_edge=False)
-    table.add_column("task")
-    table.add_column("result")
-    table.add_column("outputs")
-    table.add_column("run")
+    rows = table("task", column("result", "text"), column("outputs", "text"), "run")
     for name, result in results.items():
         outputs = ", ".join(f"{v.name}:{v.label}" for v in result.outputs)
-        table.add_row(name, _outcome_text(result), outputs or "-", result.run_id or "-")
-    console.print(table)
+        rows.add_row(
+            escape(name), _outcome_text(result), escape(outputs) or "-", result.run_id or "-"
+        )
+    print_table(console, rows)
 
 
 def print_failures(console: Console, results: Mapping[str, TaskResult]) -> None:
     """Print the traceback of each failed task."""
     for name, result in results.items():
         if result.outcome is Outcome.FAILED:
-            console.rule(f"[red]task {name} failed")
-            console.print(result.error or "", markup=False, highlight=False)
+            print_heading(console, f"task {name} failed")
+            console.print(result.error or "", markup=False, highlight=False, soft_wrap=True)
 
 
 def open_tracker(name: str, warn: Console) -> Tracker:
@@ -125,9 +132,8 @@ def open_tracker(name: str, warn: Console) -> Tracker:
     except UsageError:
         raise
     except Exception as exc:
-        warn.print(
-            f"warning: tracker {name} unavailable ({type(exc).__name__}: {exc}); running untracked",
-            markup=False,
+        print_warning(
+            warn, f"tracker {name} unavailable ({type(exc).__name__}: {exc}); running untracked"
         )
         return NoneTracker()
 
@@ -141,7 +147,7 @@ def run_graph(
 ) -> None:
     """Plan, run and summarise the graph. Raises TaskFailed (exit 1) if a task failed."""
     settings = state.settings
-    err = Console(stderr=True)
+    err = stderr_console()
     graph = load_graph(options.tasks, settings.root, settings.project)
     plan = build_plan(
         graph,
@@ -171,10 +177,10 @@ def run_graph(
             invocation,
             tracker,
             listener=progress,
-            warn=lambda message: err.print(f"warning: {message}", markup=False),
+            warn=lambda message: print_warning(err, message),
         )
         results = executor.run()
-    print_summary(Console(), results)
+    print_summary(stdout_console(), results)
     print_failures(err, results)
     raise_for_results(results)
     failed = [name for name, result in results.items() if result.outcome is Outcome.FAILED]
