@@ -18,7 +18,9 @@ PYPROJECT = """\
 name = "{name}"
 version = "0.1.0"
 requires-python = ">=3.10"
-dependencies = ["aeromancy>={version}"]
+# Aeromancy itself needs no pin here: tracked runs install the launcher's own version
+# into the image. Add your pipeline's dependencies, then `pdm lock`.
+dependencies = []
 
 [tool.aeromancy]
 project = "{name}"
