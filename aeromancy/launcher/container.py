@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -233,7 +234,8 @@ def _wait(argv: list[str], env: Mapping[str, str], name: str) -> int:
 
 
 def _interrupt(name: str) -> None:
-    """Ask the container to stop like Ctrl-C would, then force it after a grace period.
+    """Ask the container to stop like Ctrl-C would, force it after a grace period, and
+    return once it is gone (``--rm`` removes it asynchronously).
 
     The task sees KeyboardInterrupt; a version is published manifest-last, so a run cut
     short leaves its blobs but never a half-published version.
@@ -245,7 +247,22 @@ def _interrupt(name: str) -> None:
     except docker.errors.NotFound:
         return
     except Exception:  # the grace period ran out, or the engine hiccuped: force it
-        try:
+        with contextlib.suppress(docker.errors.DockerException):
             docker_client().containers.get(name).kill()
+    _await_removal(name)
+
+
+def _await_removal(name: str) -> None:
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            docker_client().containers.get(name)
+        except docker.errors.NotFound:
+            return
         except docker.errors.DockerException:
             return
+        time.sleep(0.2)
+    try:
+        docker_client().containers.get(name).remove(force=True)
+    except docker.errors.DockerException:
+        return
