@@ -25,6 +25,7 @@ class RunIdentity:
     git_message: str = ""
     git_dirty: bool = False
     image_id: str = ""
+    environment_image_id: str = ""  # the image minus the project's code (its dependency image)
     base_image_id: str = ""
     lockfile_hash: str = ""
     dockerfile: str = ""
@@ -47,8 +48,14 @@ class RunIdentity:
         return cls(**values)  # type: ignore[arg-type]
 
     def environment_key(self) -> str:
-        """Return what identifies the environment in a fingerprint: the image id if any."""
-        return self.image_id
+        """Return what identifies the environment in a fingerprint.
+
+        That is the dependency image's id (base image, Debian packages, locked Python
+        packages, Aeromancy) rather than the run image's: the run image also holds the
+        code, which every commit changes, while the code already enters each fingerprint
+        per task. Falls back to the run image id, or '' outside a tracked run.
+        """
+        return self.environment_image_id or self.image_id
 
 
 def lockfile_hash(root: Path) -> str:

@@ -88,6 +88,7 @@ def run_identity(root: Path, image: RunImage, overrides: dict[str, str]) -> RunI
     identity = replace(
         identity_from_git(root),
         image_id=image.id,
+        environment_image_id=image.environment_id,
         base_image_id=recipe.base.id,
         lockfile_hash=recipe.lockfile_hash,
         dockerfile=recipe.dockerfile,

@@ -60,6 +60,7 @@ class RunImage:
     recipe: ImageRecipe
     id: str
     built: bool
+    environment_id: str = ""  # the dependency image's id: everything but the code
 
 
 def plan_image(
@@ -92,22 +93,19 @@ def repository_name(project: str) -> str:
 
 def ensure_image(recipe: ImageRecipe, console: Console) -> RunImage:
     """Return the image of ``recipe``, building it only when no image has its tag."""
-    client = docker_client()
-    try:
-        return RunImage(recipe, str(client.images.get(recipe.tag).id), built=False)
-    except docker.errors.ImageNotFound:
-        pass
-    except docker.errors.APIError as exc:
-        raise InfrastructureError(f"Docker could not look up {recipe.tag}: {exc}") from exc
-    # Two builds: the dependency image (everything before the code), found by its own tag,
-    # then the code on top. A code-only commit sends only the code and builds one layer.
     head, tail = split_at_code(recipe.dockerfile)
     dependencies = dependency_tag(recipe, head)
-    if not _exists(dependencies):
-        _build(dependencies, _dependency_context(recipe, head, console), console)
+    existing = _image_id(recipe.tag)
+    if existing:
+        return RunImage(recipe, existing, built=False, environment_id=_image_id(dependencies))
+    # Two builds: the dependency image (everything before the code), found by its own tag,
+    # then the code on top. A code-only commit sends only the code and builds one layer.
+    environment_id = _image_id(dependencies)
+    if not environment_id:
+        environment_id = _build(dependencies, _dependency_context(recipe, head, console), console)
     code_dockerfile = f"FROM {dependencies}\n{tail}"
     image_id = _build(recipe.tag, _code_context(recipe, code_dockerfile), console)
-    return RunImage(recipe, image_id, built=True)
+    return RunImage(recipe, image_id, built=True, environment_id=environment_id)
 
 
 def dependency_tag(recipe: ImageRecipe, head: str) -> str:
@@ -118,14 +116,14 @@ def dependency_tag(recipe: ImageRecipe, head: str) -> str:
     return f"{repository_name(recipe.project)}:deps-{digest.hexdigest()[:24]}"
 
 
-def _exists(tag: str) -> bool:
+def _image_id(tag: str) -> str:
+    """Return the id of the image tagged ``tag``, or '' when there is none."""
     try:
-        docker_client().images.get(tag)
+        return str(docker_client().images.get(tag).id)
     except docker.errors.ImageNotFound:
-        return False
+        return ""
     except docker.errors.APIError as exc:
         raise InfrastructureError(f"Docker could not look up {tag}: {exc}") from exc
-    return True
 
 
 def _committed_file(committed: CommittedTree, name: str) -> str | None:

@@ -159,7 +159,11 @@ def test_tracked_run_records_the_image_then_skips_with_the_image_reused(
     assert record["dockerfile"].startswith("# Aeromancy's default image recipe")
     assert record["git_commit"] == git(root, "rev-parse", "HEAD").strip()
     assert record["git_branch"] == "main"
-    assert record["environment_key"] == record["image_id"]
+    # The environment part of the fingerprint is the dependency image: the run image
+    # minus the code, which enters each fingerprint per task instead.
+    environment = docker.from_env().images.get(record["environment_image_id"])
+    assert any(tag.startswith("aeromancy/demo:deps-") for tag in environment.tags)
+    assert record["environment_key"] == record["environment_image_id"] != record["image_id"]
     assert record["environment"]["python"]["executable"].startswith("/opt/aeromancy/venv/")
     assert "python3-venv" in record["environment"]["debian_packages"]
 
@@ -170,6 +174,43 @@ def test_tracked_run_records_the_image_then_skips_with_the_image_reused(
     assert "skipped" in second.stdout
     assert len(records(local_store_url)) == 1
     assert elapsed < 30  # no build: the image is found by its tag
+
+
+TWO_MODULE_PIPELINE = """\
+from aeromancy import Context, task
+
+import helper
+
+
+@task(outputs=["greeting"])
+def greet(ctx: Context) -> None:
+    out = ctx.workdir / "greeting.txt"
+    out.write_text(helper.GREETING)
+    ctx.save("greeting", out)
+"""
+
+
+def test_commit_that_leaves_task_code_alone_keeps_tasks_up_to_date(
+    make_project: ProjectFactory, local_store_url: str, commit: Callable[..., str]
+) -> None:
+    root = make_project(pipeline=TWO_MODULE_PIPELINE, files={"helper.py": 'GREETING = "hi"\n'})
+    assert aeromancy(root, local_store_url, "run", "--tracker", "none").returncode == 0
+    (root / "README.md").write_text("notes\n")
+    commit(root, "docs only")
+    docs_only = aeromancy(root, local_store_url, "run", "--tracker", "none")
+    assert docs_only.returncode == 0, docs_only.stderr
+    assert "skipped (up to date)" in docs_only.stdout
+    assert len(records(local_store_url)) == 1
+
+    (root / "helper.py").write_text('GREETING = "hello"\n')
+    commit(root, "the task's helper changes")
+    changed = aeromancy(root, local_store_url, "run", "--tracker", "none")
+    assert changed.returncode == 0, changed.stderr
+    assert "ran" in changed.stdout
+    first, second = records(local_store_url)
+    assert second["environment_image_id"] == first["environment_image_id"]
+    assert second["image_id"] != first["image_id"]
+    assert output_text(local_store_url, "greeting", root.parent) == "hello"
 
 
 def test_extra_debian_package_is_used_by_the_task(
