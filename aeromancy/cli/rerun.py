@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
+from aeromancy.cli.output import stdout_console
 from aeromancy.cli.state import CliState
 from aeromancy.run_options import RunOptions
 from aeromancy.tracking import TRACKERS
@@ -52,7 +52,7 @@ def rerun(
         extra_env_vars=env_vars,
         extra_docker_run_args=docker_args,
     )
-    console = Console()
+    console = stdout_console()
     code = rerun_recorded(state.settings, state.store, run_id, options, console, verify=verify)
     ctx.exit(code)
 

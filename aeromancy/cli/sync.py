@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import click
-from rich.console import Console
 
+from aeromancy.cli.output import stderr_console
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.tracking import sync as wandb_sync
@@ -36,7 +36,7 @@ def sync(ctx: click.Context, upload: bool) -> None:
             "set WANDB_API_KEY or run `wandb login`, unset WANDB_MODE, then run aeromancy sync",
         )
     settings = state.settings
-    console = Console(stderr=True)
+    console = stderr_console()
     if upload:
         pending = wandb_sync.pending_offline_runs(runs_dir(settings.root))
         console.print(f"uploading {len(pending)} offline W&B run(s)")
