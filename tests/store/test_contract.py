@@ -287,6 +287,21 @@ def test_has_content_notices_a_missing_blob(store: Store, raw: RawAccess, tmp_pa
     assert not store.has_content(version)
 
 
+def test_has_blobs_checks_many_digests_at_once(
+    store: Store, raw: RawAccess, tmp_path: Path
+) -> None:
+    version = store.publish("proj", "data", make_tree(tmp_path / "src", TREE))
+    digests = [entry.sha256 for entry in version.files]
+
+    assert store.has_blobs([])
+    assert store.has_blobs(iter(digests + digests))
+    assert not store.has_blobs([*digests, sha(b"never pushed")])
+    raw.delete(f"blobs/sha256/{digests[0][:2]}/{digests[0]}")
+    assert not store.has_blobs(digests)
+    with pytest.raises(InvalidName, match="not a sha256 digest"):
+        store.has_blobs(["not-a-digest"])
+
+
 def test_blob_uri_names_the_blob_in_place(store: Store, store_url: str) -> None:
     digest = sha(b"x")
     uri = store.blob_uri(digest)
@@ -438,6 +453,25 @@ def test_run_records_keep_namespaces_apart(store: Store) -> None:
     assert store.get_run_record("proj", "run-1", namespace="dev") == {"task": "dev"}
     assert store.list_run_records("proj") == [{"task": "tracked"}]
     assert store.list_run_records("other") == []
+
+
+def test_run_ids_are_listed_sorted_per_namespace(store: Store, raw: RawAccess) -> None:
+    assert store.list_run_ids("proj") == []
+    for run_id in ("run-b", "run-a", "run-c"):
+        store.put_run_record("proj", run_id, {"task": run_id})
+    store.put_run_record("proj", "run-d", {"task": "dev"}, namespace="dev")
+    # Not a run record: a nested key and a foreign file under the runs folder.
+    raw.write("runs/proj/nested/run-x.json", b"{}")
+    raw.write("runs/proj/notes.txt", b"")
+
+    assert store.list_run_ids("proj") == ["run-a", "run-b", "run-c"]
+    assert store.list_run_ids("proj", namespace="dev") == ["run-d"]
+    assert store.list_run_ids("other") == []
+    assert [record["task"] for record in store.list_run_records("proj")] == [
+        "run-a",
+        "run-b",
+        "run-c",
+    ]
 
 
 def test_unknown_run_record_is_not_found(store: Store) -> None:
