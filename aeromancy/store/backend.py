@@ -20,6 +20,10 @@ ProgressCallback = Callable[[int], None]
 class Backend(Protocol):
     """A flat key -> bytes space with atomic create-if-absent."""
 
+    #: True when each request is a network round trip (worth overlapping in threads);
+    #: False for a local directory, where a request is a system call.
+    remote: bool
+
     def read_bytes(self, key: str) -> bytes | None:
         """Return the object's bytes, or None when there is no object at ``key``."""
         ...

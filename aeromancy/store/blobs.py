@@ -34,6 +34,11 @@ class BlobStore:
     def has_all(self, digests: Iterable[str]) -> bool:
         """Return True when every blob is present (an empty set is present)."""
         unique = sorted(set(digests))
+        if not self.backend.remote or len(unique) <= 1:
+            # A local probe is a stat: cheaper than handing it to a thread, even by the
+            # thousand. Serially, the check also stops at the first missing blob.
+            return all(self.has(digest) for digest in unique)
+        # Remote probes are round trips, which threads overlap (from two on).
         with ThreadPoolExecutor(self._pool_size(len(unique))) as pool:
             return all(pool.map(self.has, unique))
 

@@ -27,6 +27,8 @@ STALE_TEMP_SECONDS = 24 * 3600
 class LocalBackend:
     """A store rooted at a local directory (created on first write)."""
 
+    remote = False
+
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().absolute()
         self._swept = False

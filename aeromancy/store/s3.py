@@ -81,6 +81,8 @@ def make_client() -> S3Client:
 class S3Backend:
     """A store under ``s3://bucket/prefix``."""
 
+    remote = True
+
     def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")

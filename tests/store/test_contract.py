@@ -287,10 +287,13 @@ def test_has_content_notices_a_missing_blob(store: Store, raw: RawAccess, tmp_pa
     assert not store.has_content(version)
 
 
+@pytest.mark.parametrize("count", [1, 12], ids=["one", "many"])
 def test_has_blobs_checks_many_digests_at_once(
-    store: Store, raw: RawAccess, tmp_path: Path
+    store: Store, raw: RawAccess, tmp_path: Path, count: int
 ) -> None:
-    version = store.publish("proj", "data", make_tree(tmp_path / "src", TREE))
+    # A local store probes blobs one by one; S3 probes one alone, more in a pool.
+    files = {f"f{index}": f"content {index}".encode() for index in range(count)}
+    version = store.publish("proj", "data", make_tree(tmp_path / "src", files))
     digests = [entry.sha256 for entry in version.files]
 
     assert store.has_blobs([])
