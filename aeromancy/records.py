@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from aeromancy.cache_files import cache_path, write_atomically
 from aeromancy.errors import NotFound
-from aeromancy.store.layout import runs_prefix
 from aeromancy.store.manifest import ArtifactVersion, Namespace
 
 if TYPE_CHECKING:
@@ -118,13 +117,7 @@ def summarise(store: Store, record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _run_ids(store: Store, project: str, namespace: Namespace) -> list[str]:
     """Return the ids of every run record of ``project`` in ``namespace``, sorted."""
-    prefix = runs_prefix(namespace, project)
-    ids = []
-    for key in store.backend.list_prefix(prefix):
-        rest = key[len(prefix) :]
-        if rest.endswith(".json") and "/" not in rest:
-            ids.append(rest[: -len(".json")])
-    return sorted(ids)
+    return store.list_run_ids(project, namespace)
 
 
 def _summary_cache(store: Store, project: str, namespace: Namespace) -> Path:

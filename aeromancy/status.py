@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from aeromancy.fingerprint import CodeIdentity, fingerprint
 from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex
-from aeromancy.store.manifest import ArtifactVersion, FileEntry
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
@@ -61,12 +60,8 @@ def plan_status(
 
 
 def blobs_present(store: Store, digests: Iterable[str]) -> bool:
-    """Return True when every blob is in the store, asked in one bulk ``has_content``."""
-    unique = sorted(set(digests))
-    if not unique:
-        return True
-    files = tuple(FileEntry(sha, 0, sha) for sha in unique)
-    return store.has_content(ArtifactVersion("bulk", "bulk", 0, "artifact", files))
+    """Return True when every blob is in the store (True for none), asked in one bulk call."""
+    return store.has_blobs(digests)
 
 
 @dataclass

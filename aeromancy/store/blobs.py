@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from aeromancy.errors import UsageError
-from aeromancy.store.backend import Backend, ProgressCallback
+from aeromancy.store.backend import Backend, ProgressCallback, changed_while_pushed
 from aeromancy.store.hashing import sha256_file
 from aeromancy.store.layout import blob_key
 from aeromancy.store.manifest import FileEntry
@@ -35,6 +34,11 @@ class BlobStore:
     def has_all(self, digests: Iterable[str]) -> bool:
         """Return True when every blob is present (an empty set is present)."""
         unique = sorted(set(digests))
+        if not self.backend.remote or len(unique) <= 1:
+            # A local probe is a stat: cheaper than handing it to a thread, even by the
+            # thousand. Serially, the check also stops at the first missing blob.
+            return all(self.has(digest) for digest in unique)
+        # Remote probes are round trips, which threads overlap (from two on).
         with ThreadPoolExecutor(self._pool_size(len(unique))) as pool:
             return all(pool.map(self.has, unique))
 
@@ -67,22 +71,27 @@ class BlobStore:
         stored = (key in present) if present is not None else self.backend.exists(key)
         if stored:
             progress(before[0])
-        else:
-            self.backend.upload_file(key, source.local, progress)
-            _check_unchanged(source, before)
+        elif not self.backend.upload_file(key, source.local, sha256_hex, progress):
+            self._check_unverified_upload(source, before, key)
         return FileEntry(source.path, before[0], sha256_hex)
+
+    def _check_unverified_upload(
+        self, source: SourceFile, before: tuple[int, int], key: str
+    ) -> None:
+        """Delete the blob just stored and refuse if the file changed during its upload.
+
+        Only for uploads whose bytes the backend could not hash (S3 multipart): the
+        object may hold bytes other than its key says, and nobody may find it there.
+        """
+        if _signature(source.local) != before:
+            self.backend.delete(key)
+            raise changed_while_pushed(source.local)
 
 
 def _check_unchanged(source: SourceFile, before: tuple[int, int]) -> None:
-    """Raise UsageError if the file was rewritten while we read it.
-
-    Its bytes would otherwise be stored under a digest they do not have.
-    """
+    """Raise UsageError if the file was rewritten while we hashed it."""
     if _signature(source.local) != before:
-        raise UsageError(
-            f"{source.local} changed while it was being pushed",
-            "push again once nothing writes to it",
-        )
+        raise changed_while_pushed(source.local)
 
 
 def _signature(path: Path) -> tuple[int, int]:

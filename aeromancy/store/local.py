@@ -8,6 +8,7 @@ target exists, which gives create-if-absent without locks.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -15,7 +16,8 @@ import uuid
 from pathlib import Path
 
 from aeromancy.errors import NotFound, StoreUnavailable
-from aeromancy.store.backend import ProgressCallback
+from aeromancy.store.backend import ProgressCallback, changed_while_pushed
+from aeromancy.store.hashing import CHUNK_SIZE
 
 TMP_DIR = "tmp"
 #: A temporary file this old belongs to a writer that died; nobody will link it.
@@ -24,6 +26,8 @@ STALE_TEMP_SECONDS = 24 * 3600
 
 class LocalBackend:
     """A store rooted at a local directory (created on first write)."""
+
+    remote = False
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().absolute()
@@ -77,11 +81,16 @@ class LocalBackend:
             os.fsync(handle.fileno())
         return self._link_into_place(temp, key)
 
-    def upload_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
+    def upload_file(
+        self, key: str, path: Path, sha256_hex: str, progress: ProgressCallback | None = None
+    ) -> bool:
         temp = self._temp_path()
         try:
-            # copyfile uses the kernel's zero-copy path (sendfile/copy_file_range) on Linux.
-            shutil.copyfile(path, temp)
+            # Hash the very bytes written to the temporary file: only a copy whose digest
+            # is the key's may be linked in, so a file rewritten meanwhile poisons nothing.
+            copied = _copy_hashing(path, temp)
+            if copied != sha256_hex:
+                raise changed_while_pushed(path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -89,6 +98,10 @@ class LocalBackend:
         self._link_into_place(temp, key)
         if progress is not None:
             progress(os.path.getsize(self._path(key)))
+        return True
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def download_file(self, key: str, dest: Path, progress: ProgressCallback | None = None) -> None:
         source = self._path(key)
@@ -116,6 +129,21 @@ class LocalBackend:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
+
+
+def _copy_hashing(source: Path, dest: Path) -> str:
+    """Copy ``source`` to the new file ``dest``; return the sha256 hex of the bytes written."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    # O_EXCL: the temporary name is ours alone even if a pid and uuid ever repeat.
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with open(source, "rb", buffering=0) as reader, os.fdopen(fd, "wb") as writer:
+        while count := reader.readinto(buffer):
+            chunk = view[:count]
+            digest.update(chunk)
+            writer.write(chunk)
+    return digest.hexdigest()
 
 
 def sweep_stale_temps(tmp: Path, max_age: float = STALE_TEMP_SECONDS) -> int:

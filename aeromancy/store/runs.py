@@ -43,8 +43,10 @@ def list_run_records(
     backend: Backend, namespace: Namespace, project: str, workers: int
 ) -> list[dict[str, Any]]:
     """Return every run record of ``project``, ordered by run id ([] when none)."""
-    prefix = runs_prefix(namespace, project)
-    keys = [key for key in backend.list_prefix(prefix) if _is_record(key[len(prefix) :])]
+    keys = [
+        run_record_key(namespace, project, run_id)
+        for run_id in list_run_ids(backend, namespace, project)
+    ]
 
     def load(key: str) -> dict[str, Any] | None:
         data = backend.read_bytes(key)
@@ -54,9 +56,16 @@ def list_run_records(
         return [record for record in pool.map(load, keys) if record is not None]
 
 
-def _is_record(rest: str) -> bool:
-    # Only direct children of the prefix: runs/<project>/<run-id>.json.
-    return rest.endswith(".json") and "/" not in rest
+def list_run_ids(backend: Backend, namespace: Namespace, project: str) -> list[str]:
+    """Return the ids of every run record of ``project``, sorted ([] when none)."""
+    prefix = runs_prefix(namespace, project)
+    ids = []
+    for key in backend.list_prefix(prefix):
+        rest = key[len(prefix) :]
+        # Only direct children of the prefix: runs/<project>/<run-id>.json.
+        if rest.endswith(".json") and "/" not in rest:
+            ids.append(rest[: -len(".json")])
+    return sorted(ids)
 
 
 def _decode(data: bytes, key: str) -> dict[str, Any]:

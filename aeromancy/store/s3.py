@@ -2,14 +2,18 @@
 
 boto3 finds credentials through its standard chain and honours ``AWS_ENDPOINT_URL``
 (MinIO, Ceph, moto). Manifests and run records use a conditional PUT with
-``If-None-Match: *``, so the bucket needs no versioning and no locks. Large blobs
-go up in parts with boto3's transfer manager. botocore retries throttling, 5xx
-and dropped connections with backoff, a bounded number of times
-(``AEROMANCY_S3_MAX_ATTEMPTS``, default 5); after that the store is unavailable (exit 3).
+``If-None-Match: *``, so the bucket needs no versioning and no locks. Blobs under
+16 MiB go up in one PUT of bytes hashed in memory, with ``ChecksumSHA256``; larger
+ones in parts with boto3's transfer manager, checked afterwards by the caller.
+botocore retries throttling, 5xx and dropped connections with backoff, a bounded
+number of times (``AEROMANCY_S3_MAX_ATTEMPTS``, default 5); after that the store is
+unavailable (exit 3).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,13 +27,17 @@ from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.config import Config
 
 from aeromancy.errors import NotFound, StoreUnavailable
-from aeromancy.store.backend import ProgressCallback
+from aeromancy.store.backend import ProgressCallback, changed_while_pushed
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MAX_ATTEMPTS_ENV = "AEROMANCY_S3_MAX_ATTEMPTS"
 DEFAULT_MAX_ATTEMPTS = 5
+
+
+#: Files below this go up in one verified PUT (read into memory); larger ones in parts.
+MULTIPART_THRESHOLD = 16 << 20
 
 
 def transfer_config() -> TransferConfig:
@@ -39,7 +47,7 @@ def transfer_config() -> TransferConfig:
     stays near 64 MiB of part buffers however many files move at once.
     """
     config = TransferConfig(
-        multipart_threshold=16 << 20,
+        multipart_threshold=MULTIPART_THRESHOLD,
         multipart_chunksize=8 << 20,
         max_concurrency=8,
         max_io_queue=16,
@@ -72,6 +80,8 @@ def make_client() -> S3Client:
 
 class S3Backend:
     """A store under ``s3://bucket/prefix``."""
+
+    remote = True
 
     def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
         self.bucket = bucket
@@ -111,9 +121,43 @@ class S3Backend:
                     return False
                 raise
 
-    def upload_file(self, key: str, path: Path, progress: ProgressCallback | None = None) -> None:
+    def upload_file(
+        self, key: str, path: Path, sha256_hex: str, progress: ProgressCallback | None = None
+    ) -> bool:
+        if os.path.getsize(path) < MULTIPART_THRESHOLD:
+            self._put_verified(key, path, sha256_hex, progress)
+            return True
         with self._translated():
             self.transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
+        return False
+
+    def _put_verified(
+        self, key: str, path: Path, sha256_hex: str, progress: ProgressCallback | None
+    ) -> None:
+        """PUT a small file in one request, sending exactly the bytes that hash to the key.
+
+        The file is read once into memory and hashed there, so a rewrite after the
+        hash pass is caught before anything is sent. ``ChecksumSHA256`` lets S3 refuse
+        bytes damaged on the way (BadDigest).
+        """
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).digest()
+        if digest.hex() != sha256_hex:
+            raise changed_while_pushed(path)
+        with self._translated():
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=base64.b64encode(digest).decode(),
+            )
+        if progress is not None:
+            progress(len(data))
+
+    def delete(self, key: str) -> None:
+        with self._translated():
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def download_file(self, key: str, dest: Path, progress: ProgressCallback | None = None) -> None:
         with self._translated():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,14 @@ class Store:
 
     def has_content(self, version: ArtifactVersion) -> bool:
         """Return True when every blob of ``version`` is still in the store."""
-        return self.blobs.has_all(entry.sha256 for entry in version.files)
+        return self.has_blobs(entry.sha256 for entry in version.files)
+
+    def has_blobs(self, digests: Iterable[str]) -> bool:
+        """Return True when every blob named by a sha256 hex digest is in the store.
+
+        True for no digests; raises InvalidName for a string that is not a digest.
+        """
+        return self.blobs.has_all(digests)
 
     def blob_uri(self, sha256_hex: str) -> str:
         """Return the URI of a blob: ``file:///...`` locally, ``s3://bucket/prefix/blobs/...``."""
@@ -188,6 +196,13 @@ class Store:
     ) -> dict[str, Any]:
         """Return one run record; raise NotFound when there is none."""
         return runs.get_run_record(self.backend, check_namespace(namespace), project, run_id)
+
+    def list_run_ids(self, project: str, namespace: str = "tracked") -> list[str]:
+        """Return the ids of every run record of ``project`` in ``namespace``, sorted.
+
+        Returns [] when there are none; no record is read.
+        """
+        return runs.list_run_ids(self.backend, check_namespace(namespace), project)
 
     def list_run_records(self, project: str, namespace: str = "tracked") -> list[dict[str, Any]]:
         """Return every run record of ``project`` in ``namespace`` by run id ([] when none)."""

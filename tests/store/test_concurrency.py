@@ -49,9 +49,10 @@ SLOW_PUBLISHER = textwrap.dedent(
     store = open_store(sys.argv[1])
     real_upload = store.backend.upload_file
 
-    def slow_upload(key, path, progress=None):
-        real_upload(key, path, progress)
+    def slow_upload(key, path, sha256_hex, progress=None):
+        verified = real_upload(key, path, sha256_hex, progress)
         time.sleep(0.5)
+        return verified
 
     store.backend.upload_file = slow_upload
     store.blobs.workers = 1

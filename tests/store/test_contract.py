@@ -224,9 +224,9 @@ class CountingBackend:
     def __getattr__(self, attribute: str) -> object:
         return getattr(self.inner, attribute)
 
-    def upload_file(self, key: str, path: Path, progress: object = None) -> None:
+    def upload_file(self, key: str, path: Path, sha256_hex: str, progress: object = None) -> bool:
         self.uploads.append(key)
-        self.inner.upload_file(key, path, progress)  # type: ignore[arg-type]
+        return self.inner.upload_file(key, path, sha256_hex, progress)  # type: ignore[arg-type]
 
 
 def test_blob_already_present_is_not_uploaded_again(
@@ -285,6 +285,24 @@ def test_has_content_notices_a_missing_blob(store: Store, raw: RawAccess, tmp_pa
     raw.delete(f"blobs/sha256/{digest[:2]}/{digest}")
 
     assert not store.has_content(version)
+
+
+@pytest.mark.parametrize("count", [1, 12], ids=["one", "many"])
+def test_has_blobs_checks_many_digests_at_once(
+    store: Store, raw: RawAccess, tmp_path: Path, count: int
+) -> None:
+    # A local store probes blobs one by one; S3 probes one alone, more in a pool.
+    files = {f"f{index}": f"content {index}".encode() for index in range(count)}
+    version = store.publish("proj", "data", make_tree(tmp_path / "src", files))
+    digests = [entry.sha256 for entry in version.files]
+
+    assert store.has_blobs([])
+    assert store.has_blobs(iter(digests + digests))
+    assert not store.has_blobs([*digests, sha(b"never pushed")])
+    raw.delete(f"blobs/sha256/{digests[0][:2]}/{digests[0]}")
+    assert not store.has_blobs(digests)
+    with pytest.raises(InvalidName, match="not a sha256 digest"):
+        store.has_blobs(["not-a-digest"])
 
 
 def test_blob_uri_names_the_blob_in_place(store: Store, store_url: str) -> None:
@@ -440,30 +458,27 @@ def test_run_records_keep_namespaces_apart(store: Store) -> None:
     assert store.list_run_records("other") == []
 
 
+def test_run_ids_are_listed_sorted_per_namespace(store: Store, raw: RawAccess) -> None:
+    assert store.list_run_ids("proj") == []
+    for run_id in ("run-b", "run-a", "run-c"):
+        store.put_run_record("proj", run_id, {"task": run_id})
+    store.put_run_record("proj", "run-d", {"task": "dev"}, namespace="dev")
+    # Not a run record: a nested key and a foreign file under the runs folder.
+    raw.write("runs/proj/nested/run-x.json", b"{}")
+    raw.write("runs/proj/notes.txt", b"")
+
+    assert store.list_run_ids("proj") == ["run-a", "run-b", "run-c"]
+    assert store.list_run_ids("proj", namespace="dev") == ["run-d"]
+    assert store.list_run_ids("other") == []
+    assert [record["task"] for record in store.list_run_records("proj")] == [
+        "run-a",
+        "run-b",
+        "run-c",
+    ]
+
+
 def test_unknown_run_record_is_not_found(store: Store) -> None:
     with pytest.raises(NotFound, match="no run run-9 in project proj"):
         store.get_run_record("proj", "run-9")
     with pytest.raises(InvalidName):
         store.get_run_record("proj", "../escape")
-
-
-class RewritingBackend(CountingBackend):
-    """A real backend, plus a writer that appends to the file while it uploads."""
-
-    def upload_file(self, key: str, path: Path, progress: object = None) -> None:
-        with open(path, "ab") as handle:
-            handle.write(b" and more")
-        super().upload_file(key, path, progress)
-
-
-def test_file_changed_during_push_is_refused(
-    store_url: str, raw: RawAccess, tmp_path: Path
-) -> None:
-    plain = open_store(store_url)
-    store = Store(RewritingBackend(plain.backend), plain.cache.root, 1)  # type: ignore[arg-type]
-    source = make_tree(tmp_path / "src", {"f": b"data"})
-
-    with pytest.raises(UsageError, match="changed while it was being pushed"):
-        store.publish("proj", "data", source)
-
-    assert raw.keys("artifacts/") == []
