@@ -76,11 +76,15 @@ def _wait_until_serving(endpoint: str, process: subprocess.Popen[bytes]) -> None
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
-    """Run moto's S3 server on a free loopback port for the session; yield its URL."""
+    """Run moto's S3 server on a free loopback port for the session; yield its URL.
+
+    The server answers one request at a time (see serial_moto_server.py): that makes
+    its ``If-None-Match: *`` check atomic, as it is on real S3.
+    """
     port = free_port()
     env = {**os.environ, **DUMMY_AWS}
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(Path(__file__).with_name("serial_moto_server.py")), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
