@@ -166,7 +166,7 @@ class Executor:
             if self._environment is None:
                 from aeromancy.tracking.environment import capture_environment
 
-                self._environment = capture_environment()
+                self._environment = capture_environment(self.inv.identity)
             return self._environment
 
     def remember(self, record: Mapping[str, Any]) -> None:

@@ -148,6 +148,9 @@ def run_graph(
     """Plan, run and summarise the graph. Raises TaskFailed (exit 1) if a task failed."""
     settings = state.settings
     err = stderr_console()
+    # Opened first: the W&B tracker warms up (import, service start) in the background
+    # while the task module loads and the plan is checked.
+    tracker = open_tracker(options.tracker_name, err)
     graph = load_graph(options.tasks, settings.root, settings.project)
     plan = build_plan(
         graph,
@@ -157,7 +160,6 @@ def run_graph(
         artifact_overrides=options.artifact_overrides,
         namespace=namespace,
     )
-    tracker = open_tracker(options.tracker_name, err)
     invocation = Invocation(
         project=settings.project,
         root=settings.root,

@@ -133,6 +133,7 @@ def test_run_record_holds_the_design_fields(project: Project) -> None:
     assert record["lockfile_hash"] == ""
     assert record["environment_key"].startswith("no-lockfile;python=")
     assert "python" in record["environment"]
+    assert record["environment"]["git"]["commit"] == record["git_commit"]
     assert record["wandb_run"] is None
     assert record["aeromancy_version"]
     assert record["started"] <= record["ended"]
