@@ -5,28 +5,17 @@ from __future__ import annotations
 import click
 
 from aeromancy.cli.output import stdout_console
+from aeromancy.cli.run import docker_args_option, env_var_option, tracker_option
 from aeromancy.cli.state import CliState
 from aeromancy.run_options import RunOptions
-from aeromancy.tracking import TRACKERS
 
 
 @click.command("rerun")
 @click.argument("run_id")
 @click.option("--verify", is_flag=True, help="Compare every output file with the original run.")
-@click.option(
-    "--tracker",
-    type=click.Choice(TRACKERS),
-    default=None,
-    help="wandb (default) or none.",
-)
-@click.option(
-    "--extra-env-var",
-    "env_vars",
-    multiple=True,
-    metavar="VAR",
-    help="Pass this variable into the container (never stored).",
-)
-@click.option("--extra-docker-run-args", "docker_args", default="", metavar="ARGS")
+@tracker_option
+@env_var_option
+@docker_args_option
 @click.pass_context
 def rerun(
     ctx: click.Context,

@@ -190,6 +190,29 @@ def run_graph(
         raise TaskFailed(f"task {', '.join(failed)} failed", "see the traceback above")
 
 
+# Options that `run` and `rerun` share, so both spell and document them alike.
+tracker_option = click.option(
+    "--tracker",
+    type=click.Choice(TRACKERS),
+    default=None,
+    help="wandb (default when tracked) or none (default with --dev).",
+)
+env_var_option = click.option(
+    "--extra-env-var",
+    "env_vars",
+    multiple=True,
+    metavar="VAR",
+    help="Pass this variable into the container (never stored).",
+)
+docker_args_option = click.option(
+    "--extra-docker-run-args",
+    "docker_args",
+    default="",
+    metavar="ARGS",
+    help="Extra arguments for docker run, split like a shell would.",
+)
+
+
 @click.command("run")
 @click.argument("tasks", required=False)
 @click.option("--dev", is_flag=True, help="Run on the host; outputs go to the dev namespace.")
@@ -210,12 +233,7 @@ def run_graph(
     metavar="NAME:vN",
     help="Use this version of a stored input (repeatable).",
 )
-@click.option(
-    "--tracker",
-    type=click.Choice(TRACKERS),
-    default=None,
-    help="wandb (default when tracked) or none (default with --dev).",
-)
+@tracker_option
 @click.option(
     "-j",
     "--jobs",
@@ -233,16 +251,8 @@ def run_graph(
     metavar="PKG",
     help="Install this Debian package in the image (repeatable).",
 )
-@click.option(
-    "--extra-docker-run-args", "docker_args", default="", metavar="ARGS", help="For docker run."
-)
-@click.option(
-    "--extra-env-var",
-    "env_vars",
-    multiple=True,
-    metavar="VAR",
-    help="Pass this variable into the container (never stored).",
-)
+@docker_args_option
+@env_var_option
 @click.pass_context
 def run(
     ctx: click.Context,
