@@ -23,6 +23,7 @@ import docker
 from rich.console import Console
 from rich.table import Table
 
+from aeromancy.launcher.debian_base import build_debian_base_image
 from aeromancy.launcher.git_gate import check_committed_tree
 from aeromancy.launcher.image import ensure_image, plan_image
 from aeromancy.launcher.lockfile import check_lockfile
@@ -55,14 +56,7 @@ def base_image() -> str:
         return BASE_TAG
     except docker.errors.ImageNotFound:
         pass
-    include = "--include=python3,python3-venv,python3-pip"
-    mirror = "http://deb.debian.org/debian"
-    bootstrap = subprocess.Popen(
-        ["mmdebstrap", "--quiet", "--variant=minbase", include, "bookworm", "-", mirror],
-        stdout=subprocess.PIPE,
-    )
-    subprocess.run(["docker", "import", "-", BASE_TAG], stdin=bootstrap.stdout, check=True)
-    bootstrap.wait()
+    build_debian_base_image(BASE_TAG)
     return BASE_TAG
 
 

@@ -22,9 +22,15 @@ from pathlib import Path
 
 import pytest
 
-BASE_PACKAGES = ("python3", "python3-venv", "python3-pip")
+from aeromancy.launcher.debian_base import (
+    DEFAULT_MIRROR,
+    PYTHON_PACKAGES,
+    build_debian_base_image,
+)
+
+BASE_PACKAGES = PYTHON_PACKAGES
 BASE_SUITE = "bookworm"
-MIRROR = os.environ.get("AEROMANCY_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+MIRROR = os.environ.get("AEROMANCY_TEST_DEBIAN_MIRROR", DEFAULT_MIRROR)
 
 PYPROJECT = """\
 [project]
@@ -84,26 +90,8 @@ def base_image() -> str:
         pass
     if shutil.which("mmdebstrap") is None:
         pytest.skip("mmdebstrap is missing (apt-get install mmdebstrap) to build the base image")
-    _build_base_image(tag)
+    build_debian_base_image(tag, BASE_SUITE, BASE_PACKAGES, MIRROR)
     return tag
-
-
-def _build_base_image(tag: str) -> None:
-    include = "--include=" + ",".join(BASE_PACKAGES)
-    bootstrap = subprocess.Popen(
-        ["mmdebstrap", "--quiet", "--variant=minbase", include, BASE_SUITE, "-", MIRROR],
-        stdout=subprocess.PIPE,
-    )
-    imported = subprocess.run(
-        ["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", tag],
-        stdin=bootstrap.stdout,
-        capture_output=True,
-        check=False,
-    )
-    if bootstrap.stdout is not None:
-        bootstrap.stdout.close()
-    if bootstrap.wait() != 0 or imported.returncode != 0:
-        pytest.fail(f"building the base image failed: {imported.stderr.decode()[-500:]}")
 
 
 @pytest.fixture(scope="session")

@@ -212,3 +212,15 @@ def test_rerun_of_an_unknown_run_is_a_usage_error(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["--store", str(tmp_path / "store"), "rerun", "nope"])
     assert result.exit_code == 2, result.output
+
+
+def test_debian_base_image_without_mmdebstrap_is_an_image_build_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from aeromancy.errors import ImageBuildError
+    from aeromancy.launcher.debian_base import build_debian_base_image
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no mmdebstrap on it
+    with pytest.raises(ImageBuildError, match="mmdebstrap is not installed") as caught:
+        build_debian_base_image("aeromancy-never-built:test")
+    assert caught.value.exit_code == 3
