@@ -7,14 +7,44 @@ once against these primitives, so a local directory and S3 behave the same.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aeromancy.errors import UsageError
 
 #: Called with a number of bytes just transferred; drives progress bars.
 ProgressCallback = Callable[[int], None]
+#: Given the sha256 hex of a file's bytes: the key to store them at, or None when stored.
+Destination = Callable[[str], "str | None"]
+
+
+class StoredBlob(NamedTuple):
+    """What :meth:`Backend.store_file` read: the bytes' sha256 hex and their count."""
+
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file's size and modification time: if both are unchanged, so (we trust) is it."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileState:
+        """Return the current state of the file at ``path``."""
+        info = os.stat(path)
+        return cls(info.st_size, info.st_mtime_ns)
+
+    def check(self, path: Path) -> None:
+        """Raise :func:`changed_while_pushed`'s error unless ``path`` is still in this state."""
+        if FileState.of(path) != self:
+            raise changed_while_pushed(path)
 
 
 class Backend(Protocol):
@@ -36,15 +66,17 @@ class Backend(Protocol):
         """
         ...
 
-    def upload_file(
-        self, key: str, path: Path, sha256_hex: str, progress: ProgressCallback | None = None
-    ) -> bool:
-        """Store the file at ``path`` under ``key``, whose bytes must hash to ``sha256_hex``.
+    def store_file(
+        self, path: Path, destination: Destination, progress: ProgressCallback
+    ) -> StoredBlob:
+        """Store the bytes of the file at ``path`` at the key their sha256 names.
 
-        Replacing identical content is fine. Return True when the bytes stored were
-        checked against ``sha256_hex`` (a mismatch raises :func:`changed_while_pushed`'s
-        error and leaves nothing at ``key``); False when this upload could not check
-        them, and the caller must check the file itself and :meth:`delete` on doubt.
+        The backend reads the file (once where it can), hashes it and asks
+        ``destination(sha256_hex)`` for the key; ``None`` means those bytes are stored
+        already and nothing is written. The object at the key holds exactly the bytes
+        hashed. A file whose size or mtime changes before its object becomes visible
+        raises :func:`changed_while_pushed`'s error and leaves nothing at the key.
+        ``progress`` receives the file's bytes, sent or skipped.
         """
         ...
 

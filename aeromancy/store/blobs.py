@@ -1,14 +1,11 @@
-"""Content-addressed blobs: hash each file as a stream, upload only what is missing."""
+"""Content-addressed blobs: each file hashed as it is read, stored only when missing."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from aeromancy.store.backend import Backend, ProgressCallback, changed_while_pushed
-from aeromancy.store.hashing import sha256_file
+from aeromancy.store.backend import Backend, ProgressCallback
 from aeromancy.store.layout import blob_key
 from aeromancy.store.manifest import FileEntry
 from aeromancy.store.paths import SourceFile
@@ -63,37 +60,11 @@ class BlobStore:
     def _put_one(
         self, source: SourceFile, progress: ProgressCallback, present: frozenset[str] | None
     ) -> FileEntry:
-        before = _signature(source.local)
-        sha256_hex = sha256_file(source.local)
-        key = blob_key(sha256_hex)
-        _check_unchanged(source, before)
-        # A blob that arrived after the listing is uploaded again: harmless, same bytes.
-        stored = (key in present) if present is not None else self.backend.exists(key)
-        if stored:
-            progress(before[0])
-        elif not self.backend.upload_file(key, source.local, sha256_hex, progress):
-            self._check_unverified_upload(source, before, key)
-        return FileEntry(source.path, before[0], sha256_hex)
+        def destination(sha256_hex: str) -> str | None:
+            key = blob_key(sha256_hex)
+            # A blob that arrived after the listing is stored again: harmless, same bytes.
+            stored = (key in present) if present is not None else self.backend.exists(key)
+            return None if stored else key
 
-    def _check_unverified_upload(
-        self, source: SourceFile, before: tuple[int, int], key: str
-    ) -> None:
-        """Delete the blob just stored and refuse if the file changed during its upload.
-
-        Only for uploads whose bytes the backend could not hash (S3 multipart): the
-        object may hold bytes other than its key says, and nobody may find it there.
-        """
-        if _signature(source.local) != before:
-            self.backend.delete(key)
-            raise changed_while_pushed(source.local)
-
-
-def _check_unchanged(source: SourceFile, before: tuple[int, int]) -> None:
-    """Raise UsageError if the file was rewritten while we hashed it."""
-    if _signature(source.local) != before:
-        raise changed_while_pushed(source.local)
-
-
-def _signature(path: Path) -> tuple[int, int]:
-    info = os.stat(path)
-    return info.st_size, info.st_mtime_ns
+        stored = self.backend.store_file(source.local, destination, progress)
+        return FileEntry(source.path, stored.size, stored.sha256)

@@ -1,12 +1,16 @@
-"""Streaming sha256 of files: a fixed buffer, never the whole file in memory."""
+"""Streaming sha256 of files: fixed buffers, never the whole file in memory."""
 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from io import BufferedIOBase, RawIOBase
 from pathlib import Path
 
 #: 1 MiB reads: large enough that hashlib releases the GIL and threads overlap.
 CHUNK_SIZE = 1 << 20
+#: From this many chunks on, a copy hashes in a second thread while it reads and writes.
+PIPELINE_MIN_CHUNKS = 4
 
 
 def sha256_file(path: Path, chunk_size: int = CHUNK_SIZE) -> str:
@@ -21,3 +25,51 @@ def sha256_file(path: Path, chunk_size: int = CHUNK_SIZE) -> str:
                 break
             digest.update(view[:count])
     return digest.hexdigest()
+
+
+def copy_hashing(
+    reader: RawIOBase, writer: BufferedIOBase, size: int, chunk_size: int = CHUNK_SIZE
+) -> str:
+    """Copy ``reader`` to ``writer`` in one pass; return the sha256 hex of the bytes written.
+
+    The digest is taken of the very buffers handed to ``writer``, so it names what
+    was written even if the source changes meanwhile. For files of several chunks
+    the hash of one chunk runs in a helper thread while the next is read and this
+    one written (hashlib and file I/O release the GIL), so a copy costs about as
+    long as hashing alone.
+    """
+    digest = hashlib.sha256()
+    if size < PIPELINE_MIN_CHUNKS * chunk_size:
+        buffer = bytearray(chunk_size)
+        view = memoryview(buffer)
+        while count := reader.readinto(buffer):
+            digest.update(view[:count])
+            writer.write(view[:count])
+        return digest.hexdigest()
+    with ThreadPoolExecutor(1, thread_name_prefix="aeromancy-hash") as hasher:
+        _copy_pipelined(reader, writer, digest, hasher, chunk_size)
+    return digest.hexdigest()
+
+
+def _copy_pipelined(
+    reader: RawIOBase,
+    writer: BufferedIOBase,
+    digest: hashlib._Hash,
+    hasher: ThreadPoolExecutor,
+    chunk_size: int,
+) -> None:
+    """Two buffers take turns: one is read into while the other is hashed and written."""
+    buffers = (bytearray(chunk_size), bytearray(chunk_size))
+    hashing: Future[None] | None = None
+    turn = 0
+    try:
+        while count := reader.readinto(buffers[turn]):
+            chunk = memoryview(buffers[turn])[:count]
+            if hashing is not None:
+                hashing.result()  # chunks enter the digest in order, one at a time
+            hashing = hasher.submit(digest.update, chunk)
+            writer.write(chunk)
+            turn = 1 - turn
+    finally:
+        if hashing is not None:
+            hashing.result()

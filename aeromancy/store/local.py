@@ -8,7 +8,6 @@ target exists, which gives create-if-absent without locks.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -16,8 +15,8 @@ import uuid
 from pathlib import Path
 
 from aeromancy.errors import NotFound, StoreUnavailable
-from aeromancy.store.backend import ProgressCallback, changed_while_pushed
-from aeromancy.store.hashing import CHUNK_SIZE
+from aeromancy.store.backend import Destination, FileState, ProgressCallback, StoredBlob
+from aeromancy.store.hashing import CHUNK_SIZE, copy_hashing
 
 TMP_DIR = "tmp"
 #: A temporary file this old belongs to a writer that died; nobody will link it.
@@ -81,24 +80,27 @@ class LocalBackend:
             os.fsync(handle.fileno())
         return self._link_into_place(temp, key)
 
-    def upload_file(
-        self, key: str, path: Path, sha256_hex: str, progress: ProgressCallback | None = None
-    ) -> bool:
+    def store_file(
+        self, path: Path, destination: Destination, progress: ProgressCallback
+    ) -> StoredBlob:
+        """Copy the file into ``<root>/tmp`` while hashing it, then link the copy into place.
+
+        One read of the file: the digest is of the very bytes copied, so only bytes
+        that hash to their key are ever linked in, whatever happens to the file.
+        """
+        before = FileState.of(path)
         temp = self._temp_path()
         try:
-            # Hash the very bytes written to the temporary file: only a copy whose digest
-            # is the key's may be linked in, so a file rewritten meanwhile poisons nothing.
-            copied = _copy_hashing(path, temp)
-            if copied != sha256_hex:
-                raise changed_while_pushed(path)
-        except BaseException:
+            sha256_hex = _copy_hashing(path, temp, before.size)
+            key = destination(sha256_hex)
+            before.check(path)  # a file rewritten during the copy is a torn snapshot
+            if key is not None:
+                os.chmod(temp, 0o444)
+                self._link_into_place(temp, key)
+        finally:
             temp.unlink(missing_ok=True)
-            raise
-        os.chmod(temp, 0o444)
-        self._link_into_place(temp, key)
-        if progress is not None:
-            progress(os.path.getsize(self._path(key)))
-        return True
+        progress(before.size)
+        return StoredBlob(sha256_hex, before.size)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -131,19 +133,12 @@ class LocalBackend:
         return self._path(key).as_uri()
 
 
-def _copy_hashing(source: Path, dest: Path) -> str:
+def _copy_hashing(source: Path, dest: Path, size: int) -> str:
     """Copy ``source`` to the new file ``dest``; return the sha256 hex of the bytes written."""
-    digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
     # O_EXCL: the temporary name is ours alone even if a pid and uuid ever repeat.
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with open(source, "rb", buffering=0) as reader, os.fdopen(fd, "wb") as writer:
-        while count := reader.readinto(buffer):
-            chunk = view[:count]
-            digest.update(chunk)
-            writer.write(chunk)
-    return digest.hexdigest()
+        return copy_hashing(reader, writer, size, CHUNK_SIZE)
 
 
 def sweep_stale_temps(tmp: Path, max_age: float = STALE_TEMP_SECONDS) -> int:

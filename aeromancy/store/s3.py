@@ -4,7 +4,8 @@ boto3 finds credentials through its standard chain and honours ``AWS_ENDPOINT_UR
 (MinIO, Ceph, moto). Manifests and run records use a conditional PUT with
 ``If-None-Match: *``, so the bucket needs no versioning and no locks. Blobs under
 16 MiB go up in one PUT of bytes hashed in memory, with ``ChecksumSHA256``; larger
-ones in parts with boto3's transfer manager, checked afterwards by the caller.
+ones in parts with boto3's transfer manager after a hash pass, and the file's size
+and mtime are checked again after the upload.
 botocore retries throttling, 5xx and dropped connections with backoff, a bounded
 number of times (``AEROMANCY_S3_MAX_ATTEMPTS``, default 5); after that the store is
 unavailable (exit 3).
@@ -27,7 +28,14 @@ from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.config import Config
 
 from aeromancy.errors import NotFound, StoreUnavailable
-from aeromancy.store.backend import ProgressCallback, changed_while_pushed
+from aeromancy.store.backend import (
+    Destination,
+    FileState,
+    ProgressCallback,
+    StoredBlob,
+    changed_while_pushed,
+)
+from aeromancy.store.hashing import sha256_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -121,39 +129,57 @@ class S3Backend:
                     return False
                 raise
 
-    def upload_file(
-        self, key: str, path: Path, sha256_hex: str, progress: ProgressCallback | None = None
-    ) -> bool:
-        if os.path.getsize(path) < MULTIPART_THRESHOLD:
-            self._put_verified(key, path, sha256_hex, progress)
-            return True
-        with self._translated():
-            self.transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
-        return False
+    def store_file(
+        self, path: Path, destination: Destination, progress: ProgressCallback
+    ) -> StoredBlob:
+        before = FileState.of(path)
+        if before.size < MULTIPART_THRESHOLD:
+            sha256_hex = self._put_small(path, before, destination)
+            progress(before.size)
+        else:
+            sha256_hex = self._put_large(path, before, destination, progress)
+        return StoredBlob(sha256_hex, before.size)
 
-    def _put_verified(
-        self, key: str, path: Path, sha256_hex: str, progress: ProgressCallback | None
-    ) -> None:
-        """PUT a small file in one request, sending exactly the bytes that hash to the key.
+    def _put_small(self, path: Path, before: FileState, destination: Destination) -> str:
+        """Read a small file once, hash it in memory and PUT those very bytes.
 
-        The file is read once into memory and hashed there, so a rewrite after the
-        hash pass is caught before anything is sent. ``ChecksumSHA256`` lets S3 refuse
-        bytes damaged on the way (BadDigest).
+        ``ChecksumSHA256`` lets S3 refuse bytes damaged on the way (BadDigest).
         """
         data = path.read_bytes()
         digest = hashlib.sha256(data).digest()
-        if digest.hex() != sha256_hex:
-            raise changed_while_pushed(path)
+        key = destination(digest.hex())
+        before.check(path)  # a file rewritten while it was read is a torn snapshot
+        if key is not None:
+            with self._translated():
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self._key(key),
+                    Body=data,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=base64.b64encode(digest).decode(),
+                )
+        return digest.hex()
+
+    def _put_large(
+        self, path: Path, before: FileState, destination: Destination, progress: ProgressCallback
+    ) -> str:
+        """Hash a large file, then send it in parts; delete the object if the file changed.
+
+        The parts are read again as they go, and the client cannot hash them on the
+        way, so the file's state is checked once more after the upload.
+        """
+        sha256_hex = sha256_file(path)
+        key = destination(sha256_hex)
+        before.check(path)
+        if key is None:
+            progress(before.size)
+            return sha256_hex
         with self._translated():
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=self._key(key),
-                Body=data,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=base64.b64encode(digest).decode(),
-            )
-        if progress is not None:
-            progress(len(data))
+            self.transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
+        if FileState.of(path) != before:
+            self.delete(key)
+            raise changed_while_pushed(path)
+        return sha256_hex
 
     def delete(self, key: str) -> None:
         with self._translated():

@@ -47,14 +47,14 @@ SLOW_PUBLISHER = textwrap.dedent(
     from aeromancy.store import Store, open_store
 
     store = open_store(sys.argv[1])
-    real_upload = store.backend.upload_file
+    real_store_file = store.backend.store_file
 
-    def slow_upload(key, path, sha256_hex, progress=None):
-        verified = real_upload(key, path, sha256_hex, progress)
+    def slow_store_file(path, destination, progress):
+        stored = real_store_file(path, destination, progress)
         time.sleep(0.5)
-        return verified
+        return stored
 
-    store.backend.upload_file = slow_upload
+    store.backend.store_file = slow_store_file
     store.blobs.workers = 1
     store.publish("proj", "big", Path(sys.argv[2]))
     """

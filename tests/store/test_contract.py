@@ -16,7 +16,7 @@ import pytest
 
 from aeromancy.errors import InfrastructureError, InvalidName, NotFound, UsageError
 from aeromancy.store import FileEntry, Store, open_store
-from aeromancy.store.backend import Backend
+from aeromancy.store.backend import Backend, Destination, ProgressCallback, StoredBlob
 
 
 class RawAccess(Protocol):
@@ -224,9 +224,16 @@ class CountingBackend:
     def __getattr__(self, attribute: str) -> object:
         return getattr(self.inner, attribute)
 
-    def upload_file(self, key: str, path: Path, sha256_hex: str, progress: object = None) -> bool:
-        self.uploads.append(key)
-        return self.inner.upload_file(key, path, sha256_hex, progress)  # type: ignore[arg-type]
+    def store_file(
+        self, path: Path, destination: Destination, progress: ProgressCallback
+    ) -> StoredBlob:
+        def counted(sha256_hex: str) -> str | None:
+            key = destination(sha256_hex)
+            if key is not None:
+                self.uploads.append(key)
+            return key
+
+        return self.inner.store_file(path, counted, progress)
 
 
 def test_blob_already_present_is_not_uploaded_again(

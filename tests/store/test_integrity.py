@@ -21,7 +21,7 @@ import pytest
 import aeromancy.store.local
 from aeromancy.errors import UsageError
 from aeromancy.store import Store, open_store
-from aeromancy.store.backend import Backend
+from aeromancy.store.backend import Backend, Destination, StoredBlob
 from aeromancy.store.s3 import MULTIPART_THRESHOLD
 
 SMALL = b"the bytes that were hashed\n" * 1000
@@ -44,7 +44,7 @@ def blob_key(data: bytes) -> str:
 
 
 class RewriteBeforeUpload:
-    """A real backend; just before a blob goes up, its file is rewritten (new size too)."""
+    """A real backend; once a file is hashed, before its blob is stored, it is rewritten."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
@@ -52,9 +52,12 @@ class RewriteBeforeUpload:
     def __getattr__(self, attribute: str) -> object:
         return getattr(self.inner, attribute)
 
-    def upload_file(self, key: str, path: Path, sha256_hex: str, progress: Any = None) -> bool:
-        path.write_bytes(b"rewritten by someone else " + path.read_bytes()[::-1])
-        return self.inner.upload_file(key, path, sha256_hex, progress)
+    def store_file(self, path: Path, destination: Destination, progress: Any) -> StoredBlob:
+        def rewrite_then_answer(sha256_hex: str) -> str | None:
+            path.write_bytes(b"rewritten by someone else " + path.read_bytes()[::-1])
+            return destination(sha256_hex)
+
+        return self.inner.store_file(path, rewrite_then_answer, progress)
 
 
 def assert_settled_file_pushes(store_url: str, source: Path, data: bytes, tmp_path: Path) -> None:

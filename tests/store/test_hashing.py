@@ -1,0 +1,49 @@
+"""Streaming sha256 and the one-pass copy the local store uses, on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from aeromancy.store.hashing import PIPELINE_MIN_CHUNKS, copy_hashing, sha256_file
+
+CHUNK = 4096
+
+
+@pytest.mark.parametrize(
+    "size",
+    [0, 1, CHUNK - 1, CHUNK, PIPELINE_MIN_CHUNKS * CHUNK - 1, PIPELINE_MIN_CHUNKS * CHUNK,
+     50 * CHUNK + 123],
+    ids=["empty", "one-byte", "under-a-chunk", "one-chunk", "just-serial", "just-pipelined",
+         "many-chunks"],
+)  # fmt: skip
+def test_copy_hashing_writes_every_byte_and_returns_their_digest(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.write_bytes(data)
+
+    with open(source, "rb", buffering=0) as reader, open(dest, "wb") as writer:
+        digest = copy_hashing(reader, writer, size, CHUNK)
+
+    assert dest.read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert sha256_file(source, CHUNK) == digest
+
+
+def test_copy_hashing_digest_names_what_was_written_when_the_source_grows(
+    tmp_path: Path,
+) -> None:
+    # The size given is stale: the file grew after it was measured. Whatever was
+    # copied, the digest must be the digest of the copy.
+    data = os.urandom(10 * CHUNK)
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.write_bytes(data)
+
+    with open(source, "rb", buffering=0) as reader, open(dest, "wb") as writer:
+        digest = copy_hashing(reader, writer, CHUNK, CHUNK)
+
+    assert digest == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert dest.read_bytes() == data
