@@ -9,8 +9,9 @@ from pathlib import Path
 
 #: 1 MiB reads: large enough that hashlib releases the GIL and threads overlap.
 CHUNK_SIZE = 1 << 20
-#: From this many chunks on, a copy hashes in a second thread while it reads and writes.
-PIPELINE_MIN_CHUNKS = 4
+#: From this size on, a copy hashes in a second thread while it reads and writes. Below
+#: it, a push of many files already keeps every core busy and the hand-offs only cost.
+PIPELINE_FROM = 32 << 20
 
 
 def sha256_file(path: Path, chunk_size: int = CHUNK_SIZE) -> str:
@@ -28,7 +29,11 @@ def sha256_file(path: Path, chunk_size: int = CHUNK_SIZE) -> str:
 
 
 def copy_hashing(
-    reader: RawIOBase, writer: BufferedIOBase, size: int, chunk_size: int = CHUNK_SIZE
+    reader: RawIOBase,
+    writer: BufferedIOBase,
+    size: int,
+    chunk_size: int = CHUNK_SIZE,
+    pipeline_from: int = PIPELINE_FROM,
 ) -> str:
     """Copy ``reader`` to ``writer`` in one pass; return the sha256 hex of the bytes written.
 
@@ -36,10 +41,10 @@ def copy_hashing(
     was written even if the source changes meanwhile. For files of several chunks
     the hash of one chunk runs in a helper thread while the next is read and this
     one written (hashlib and file I/O release the GIL), so a copy costs about as
-    long as hashing alone.
+    long as hashing alone. ``size`` (the expected size) only picks the strategy.
     """
     digest = hashlib.sha256()
-    if size < PIPELINE_MIN_CHUNKS * chunk_size:
+    if size < pipeline_from:
         buffer = bytearray(chunk_size)
         view = memoryview(buffer)
         while count := reader.readinto(buffer):

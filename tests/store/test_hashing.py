@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from aeromancy.store.hashing import PIPELINE_MIN_CHUNKS, copy_hashing, sha256_file
+from aeromancy.store.hashing import copy_hashing, sha256_file
 
 CHUNK = 4096
+#: The copy hashes in a second thread from 4 chunks on (in these tests).
+PIPELINED = 4 * CHUNK
 
 
 @pytest.mark.parametrize(
     "size",
-    [0, 1, CHUNK - 1, CHUNK, PIPELINE_MIN_CHUNKS * CHUNK - 1, PIPELINE_MIN_CHUNKS * CHUNK,
+    [0, 1, CHUNK - 1, CHUNK, PIPELINED - 1, PIPELINED,
      50 * CHUNK + 123],
     ids=["empty", "one-byte", "under-a-chunk", "one-chunk", "just-serial", "just-pipelined",
          "many-chunks"],
@@ -26,7 +28,7 @@ def test_copy_hashing_writes_every_byte_and_returns_their_digest(tmp_path: Path,
     source.write_bytes(data)
 
     with open(source, "rb", buffering=0) as reader, open(dest, "wb") as writer:
-        digest = copy_hashing(reader, writer, size, CHUNK)
+        digest = copy_hashing(reader, writer, size, CHUNK, PIPELINED)
 
     assert dest.read_bytes() == data
     assert digest == hashlib.sha256(data).hexdigest()
@@ -43,7 +45,7 @@ def test_copy_hashing_digest_names_what_was_written_when_the_source_grows(
     source.write_bytes(data)
 
     with open(source, "rb", buffering=0) as reader, open(dest, "wb") as writer:
-        digest = copy_hashing(reader, writer, CHUNK, CHUNK)
+        digest = copy_hashing(reader, writer, CHUNK, CHUNK, PIPELINED)
 
     assert digest == hashlib.sha256(dest.read_bytes()).hexdigest()
     assert dest.read_bytes() == data
