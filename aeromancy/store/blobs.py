@@ -40,10 +40,19 @@ class BlobStore:
             return all(pool.map(self.has, unique))
 
     def put_files(self, files: list[SourceFile], progress: ProgressCallback) -> list[FileEntry]:
-        """Hash and upload ``files``, skipping blobs already present; return their entries."""
+        """Store ``files``, skipping blobs already present; return their entries, in order.
+
+        Largest files start first: their long hash passes and transfers then overlap
+        the small ones, instead of one big file running alone at the end.
+        """
         present = self._listed_blobs() if len(files) >= LIST_INSTEAD_OF_PROBING else None
+        largest_first = sorted(files, key=lambda source: source.size, reverse=True)
         with ThreadPoolExecutor(self._pool_size(len(files))) as pool:
-            return list(pool.map(lambda source: self._put_one(source, progress, present), files))
+            stored = pool.map(
+                lambda source: self._put_one(source, progress, present), largest_first
+            )
+            entries = {entry.path: entry for entry in stored}
+        return [entries[source.path] for source in files]
 
     def _listed_blobs(self) -> frozenset[str] | None:
         """Return every blob key when a store holds few enough to list; None otherwise.
