@@ -8,7 +8,8 @@ once against these primitives, so a local directory and S3 behave the same.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -43,7 +44,11 @@ class FileState:
 
     def check(self, path: Path) -> None:
         """Raise :func:`changed_while_pushed`'s error unless ``path`` is still in this state."""
-        if FileState.of(path) != self:
+        try:
+            now = FileState.of(path)
+        except FileNotFoundError as exc:
+            raise changed_while_pushed(path) from exc
+        if now != self:
             raise changed_while_pushed(path)
 
 
@@ -106,6 +111,18 @@ class Backend(Protocol):
     def describe(self) -> str:
         """Return the store location as a user would write it (for messages)."""
         ...
+
+
+@contextmanager
+def reading_source(path: Path) -> Iterator[None]:
+    """Turn a failure to read a file being pushed into a UsageError (exit 2) naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read {path}: {exc.strerror or exc}",
+            "check that the file exists and is readable, then push again",
+        ) from exc
 
 
 def changed_while_pushed(path: Path) -> UsageError:

@@ -11,10 +11,13 @@ import errno
 import os
 import shutil
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from aeromancy.errors import InfrastructureError
+from aeromancy.settings import CACHE_ENV
 from aeromancy.store.backend import Backend, ProgressCallback
+from aeromancy.store.diskerrors import writing
 from aeromancy.store.hashing import sha256_file
 from aeromancy.store.layout import blob_key
 
@@ -51,31 +54,47 @@ class BlobCache:
 
     def _download(self, sha256_hex: str, entry: Path, progress: ProgressCallback | None) -> Path:
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
         temp = tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.part"
         try:
-            self.backend.download_file(blob_key(sha256_hex), temp, progress)
+            with self._writing():
+                tmp_dir.mkdir(parents=True, exist_ok=True)
+                self.backend.download_file(blob_key(sha256_hex), temp, progress)
             if sha256_file(temp) != sha256_hex:
                 raise InfrastructureError(
                     f"blob {sha256_hex} in {self.backend.describe()} does not match its digest",
                     "the store is corrupt; push the artifact again",
                 )
-            os.chmod(temp, READ_ONLY)
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp, entry)
+            with self._writing():
+                os.chmod(temp, READ_ONLY)
+                entry.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, entry)
         finally:
             temp.unlink(missing_ok=True)
         return entry
 
+    def _writing(self) -> AbstractContextManager[None]:
+        return writing(
+            f"cannot write to the cache at {self.root}",
+            f"point {CACHE_ENV} at a directory on another disk",
+        )
+
 
 def place_read_only(source: Path, dest: Path) -> None:
-    """Put a read-only copy of ``source`` at ``dest``: a hard link when possible, else a copy."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, dest)
-        return
-    except OSError as exc:
-        if exc.errno not in _NO_LINK:
+    """Put a read-only copy of ``source`` at ``dest``: a hard link when possible, else a copy.
+
+    A copy that fails (a full disk, say) is removed; raises StoreUnavailable (exit 3).
+    """
+    with writing(f"cannot write {dest}", "write it to another disk"):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, dest)
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_LINK:
+                raise
+        try:
+            shutil.copyfile(source, dest)
+            os.chmod(dest, READ_ONLY)
+        except BaseException:
+            dest.unlink(missing_ok=True)
             raise
-    shutil.copyfile(source, dest)
-    os.chmod(dest, READ_ONLY)

@@ -12,10 +12,18 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from aeromancy.errors import NotFound, StoreUnavailable
-from aeromancy.store.backend import Destination, FileState, ProgressCallback, StoredBlob
+from aeromancy.errors import NotFound
+from aeromancy.store.backend import (
+    Destination,
+    FileState,
+    ProgressCallback,
+    StoredBlob,
+    reading_source,
+)
+from aeromancy.store.diskerrors import writing
 from aeromancy.store.hashing import CHUNK_SIZE, copy_hashing
 
 TMP_DIR = "tmp"
@@ -40,13 +48,8 @@ class LocalBackend:
 
     def _temp_path(self) -> Path:
         tmp = self.root / TMP_DIR
-        try:
+        with self._writing("cannot write to"):
             tmp.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreUnavailable(
-                f"cannot write to the store at {self.root}: {exc.strerror}",
-                "check the path and its permissions, or choose another with --store",
-            ) from exc
         if not self._swept:
             self._swept = True
             sweep_stale_temps(tmp)
@@ -72,13 +75,21 @@ class LocalBackend:
 
     def create(self, key: str, data: bytes) -> bool:
         temp = self._temp_path()
-        # O_EXCL: the temporary name is ours alone even if a pid and uuid ever repeat.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return self._link_into_place(temp, key)
+        try:
+            with self._writing(f"cannot write {key} to"):
+                # O_EXCL: the temporary name is ours alone even if a pid and uuid repeat.
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                return self._link_into_place(temp, key)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _writing(self, what: str) -> AbstractContextManager[None]:
+        """Turn a failed write into the store (disk full, read-only...) into exit 3."""
+        return writing(f"{what} the store at {self.root}", "choose another store with --store")
 
     def store_file(
         self, path: Path, destination: Destination, progress: ProgressCallback
@@ -88,15 +99,18 @@ class LocalBackend:
         One read of the file: the digest is of the very bytes copied, so only bytes
         that hash to their key are ever linked in, whatever happens to the file.
         """
-        before = FileState.of(path)
+        with reading_source(path):
+            before = FileState.of(path)
         temp = self._temp_path()
         try:
-            sha256_hex = _copy_hashing(path, temp, before.size)
+            with self._writing(f"cannot copy {path} into"):
+                sha256_hex = _copy_hashing(path, temp, before.size)
             key = destination(sha256_hex)
             before.check(path)  # a file rewritten during the copy is a torn snapshot
             if key is not None:
-                os.chmod(temp, 0o444)
-                self._link_into_place(temp, key)
+                with self._writing(f"cannot store {path} in"):
+                    os.chmod(temp, 0o444)
+                    self._link_into_place(temp, key)
         finally:
             temp.unlink(missing_ok=True)
         progress(before.size)
@@ -135,10 +149,13 @@ class LocalBackend:
 
 def _copy_hashing(source: Path, dest: Path, size: int) -> str:
     """Copy ``source`` to the new file ``dest``; return the sha256 hex of the bytes written."""
-    # O_EXCL: the temporary name is ours alone even if a pid and uuid ever repeat.
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with open(source, "rb", buffering=0) as reader, os.fdopen(fd, "wb") as writer:
-        return copy_hashing(reader, writer, size, CHUNK_SIZE)
+    with reading_source(source):
+        reader = open(source, "rb", buffering=0)  # noqa: SIM115 - closed just below
+    with reader:
+        # O_EXCL: the temporary name is ours alone even if a pid and uuid ever repeat.
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as writer:
+            return copy_hashing(reader, writer, size, CHUNK_SIZE)
 
 
 def sweep_stale_temps(tmp: Path, max_age: float = STALE_TEMP_SECONDS) -> int:

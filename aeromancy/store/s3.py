@@ -34,6 +34,7 @@ from aeromancy.store.backend import (
     ProgressCallback,
     StoredBlob,
     changed_while_pushed,
+    reading_source,
 )
 from aeromancy.store.hashing import sha256_file
 
@@ -132,7 +133,8 @@ class S3Backend:
     def store_file(
         self, path: Path, destination: Destination, progress: ProgressCallback
     ) -> StoredBlob:
-        before = FileState.of(path)
+        with reading_source(path):
+            before = FileState.of(path)
         if before.size < MULTIPART_THRESHOLD:
             sha256_hex = self._put_small(path, before, destination)
             progress(before.size)
@@ -145,7 +147,8 @@ class S3Backend:
 
         ``ChecksumSHA256`` lets S3 refuse bytes damaged on the way (BadDigest).
         """
-        data = path.read_bytes()
+        with reading_source(path):
+            data = path.read_bytes()
         digest = hashlib.sha256(data).digest()
         key = destination(digest.hex())
         before.check(path)  # a file rewritten while it was read is a torn snapshot
@@ -168,7 +171,8 @@ class S3Backend:
         The parts are read again as they go, and the client cannot hash them on the
         way, so the file's state is checked once more after the upload.
         """
-        sha256_hex = sha256_file(path)
+        with reading_source(path):
+            sha256_hex = sha256_file(path)
         key = destination(sha256_hex)
         before.check(path)
         if key is None:

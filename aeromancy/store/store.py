@@ -148,7 +148,8 @@ class Store:
 
         Every blob is verified against its sha256 in the cache first, then hard-linked
         (or copied across filesystems). Refuses, writing nothing, when a file of the
-        version already exists under ``dest_dir``.
+        version already exists under ``dest_dir``; a write that fails (a full disk)
+        removes the files already placed and raises StoreUnavailable (exit 3).
         """
         dest = Path(dest_dir)
         targets = [(dest / check_relative_path(entry.path), entry) for entry in version.files]
@@ -162,8 +163,7 @@ class Store:
         digests = sorted({entry.sha256 for entry in version.files})
         with transfer_progress(f"pull {version.ref}", version.size) as progress:
             cached = dict(zip(digests, self._fetch_all(digests, progress), strict=True))
-        for target, entry in targets:
-            place_read_only(cached[entry.sha256], target)
+        _place_all([(cached[entry.sha256], target) for target, entry in targets])
         dest.mkdir(parents=True, exist_ok=True)
         return dest
 
@@ -252,6 +252,19 @@ class Store:
             f"{self.describe()}",
             "push one with `aeromancy push`, or check --store / AEROMANCY_STORE",
         )
+
+
+def _place_all(pairs: list[tuple[Path, Path]]) -> None:
+    """Place each cached file at its target; on failure remove the ones already placed."""
+    placed: list[Path] = []
+    try:
+        for cached, target in pairs:
+            place_read_only(cached, target)
+            placed.append(target)
+    except BaseException:
+        for target in placed:
+            target.unlink(missing_ok=True)
+        raise
 
 
 def _json_object(metadata: dict[str, Any] | None) -> dict[str, Any]:

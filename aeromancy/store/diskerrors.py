@@ -1,0 +1,32 @@
+"""Failed writes to a local disk (full, read-only, not ours) as one-line errors, exit 3."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aeromancy.errors import StoreUnavailable
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DENIED = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@contextmanager
+def writing(what: str, elsewhere: str) -> Iterator[None]:
+    """Turn an OSError inside the block into StoreUnavailable: ``what: reason``.
+
+    ``elsewhere`` says how to write somewhere else instead (the fix's second half).
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise StoreUnavailable(f"{what}: {exc.strerror or exc}", _hint(exc, elsewhere)) from exc
+
+
+def _hint(exc: OSError, elsewhere: str) -> str:
+    if exc.errno in _FULL:
+        return f"free some space on that disk, or {elsewhere}"
+    if exc.errno in _DENIED:
+        return f"check that you may write there, or {elsewhere}"
+    return f"check that disk, or {elsewhere}"
