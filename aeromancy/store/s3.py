@@ -79,7 +79,8 @@ def max_attempts() -> int:
 def make_client() -> S3Client:
     """Return an S3 client with bounded standard-mode retries and a pool for many threads."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts()},
+        # total_max_attempts counts the first try; botocore's max_attempts would not.
+        retries={"mode": "standard", "total_max_attempts": max_attempts()},
         connect_timeout=10,
         read_timeout=60,
         max_pool_connections=64,
