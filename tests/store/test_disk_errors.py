@@ -77,13 +77,12 @@ def test_push_that_cannot_write_the_store_exits_3_and_leaves_nothing(
 
 
 def test_pull_that_cannot_write_the_cache_exits_3_and_leaves_nothing(
-    project: Path, tmp_path: Path
+    project: Path, store_url: str
 ) -> None:
-    store = tmp_path / "store"
-    assert aeromancy(project, "--store", str(store), "push", "data", "big.bin").returncode == 0
+    assert aeromancy(project, "--store", store_url, "push", "data", "big.bin").returncode == 0
     cache = Path(os.environ["AEROMANCY_CACHE"])
 
-    result = aeromancy(project, "--store", str(store), "pull", "data", "out", limited=True)
+    result = aeromancy(project, "--store", store_url, "pull", "data", "out", limited=True)
 
     assert_one_line_error(result, "cannot write to the cache", "AEROMANCY_CACHE")
     assert not cache.exists() or files_under(cache) == []
