@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,8 @@ from aeromancy.planning import Plan
 from aeromancy.records import (
     RecordIndex,
     new_run_id,
+    remember_summaries,
+    summary_of_written,
 )
 from aeromancy.store.manifest import ArtifactVersion, Namespace
 from aeromancy.task_run import TaskRun
@@ -92,6 +94,7 @@ class Executor:
         self._lock = threading.Lock()
         self._environment: dict[str, Any] | None = None
         self._index = RecordIndex()
+        self._written: dict[str, dict[str, Any]] = {}
         self.code: dict[str, CodeIdentity] = {}
 
     def run(self) -> dict[str, TaskResult]:
@@ -123,6 +126,7 @@ class Executor:
                     name = pending.pop(future)
                     self._settle(future.result())
                     sorter.done(name)
+        remember_summaries(self.store, self.inv.project, self.inv.namespace, self._written)
         return {name: self.results[name] for name in self.plan.order}
 
     def _settle(self, result: TaskResult) -> None:
@@ -169,10 +173,11 @@ class Executor:
                 self._environment = capture_environment(self.inv.identity)
             return self._environment
 
-    def remember(self, record: Mapping[str, Any]) -> None:
-        """Add a freshly written record to the up-to-date index."""
+    def remember(self, record: Mapping[str, Any], outputs: Sequence[ArtifactVersion]) -> None:
+        """Add a freshly written record to the up-to-date index and the summary cache."""
         with self._lock:
             self._index.add(record)
+            self._written[str(record["run_id"])] = summary_of_written(record, outputs)
 
 
 def code_identities(plan: Plan, root: Path, tasks: str) -> dict[str, CodeIdentity]:

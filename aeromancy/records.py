@@ -134,26 +134,63 @@ def record_summaries(store: Store, project: str, namespace: Namespace) -> list[d
     """
     ids = _run_ids(store, project, namespace)
     path = _summary_cache(store, project, namespace)
-    cached: dict[str, dict[str, Any]] = {}
-    try:
-        document = json.loads(path.read_bytes())
-        if document.get("format") == SUMMARY_FORMAT:
-            cached = document["runs"]
-    except (OSError, ValueError, KeyError, AttributeError):
-        pass
+    cached = _read_summaries(path)
     missing = [run_id for run_id in ids if run_id not in cached]
     if missing:
 
         def fetch(run_id: str) -> dict[str, Any]:
             return summarise(store, store.get_run_record(project, run_id, namespace=namespace))
 
-        with ThreadPoolExecutor(max(1, min(16, len(missing)))) as pool:
+        # Remote reads are round trips that threads overlap; local ones are mostly JSON
+        # parsing, which holds the GIL, so threads there only add contention.
+        workers = min(16, len(missing)) if store.backend.remote else 1
+        with ThreadPoolExecutor(workers) as pool:
             cached.update(zip(missing, pool.map(fetch, missing), strict=True))
     if missing or len(cached) != len(ids):
         cached = {run_id: cached[run_id] for run_id in ids}
-        document = {"format": SUMMARY_FORMAT, "runs": cached}
-        write_atomically(path, json.dumps(document, separators=(",", ":")).encode())
+        _write_summaries(path, cached)
     return [cached[run_id] for run_id in ids]
+
+
+def remember_summaries(
+    store: Store, project: str, namespace: Namespace, summaries: Mapping[str, dict[str, Any]]
+) -> None:
+    """Add the summaries of records this process just wrote to the local cache.
+
+    The next planning pass then finds them there instead of reading each record back
+    from the store. A summary whose record never reached the store is dropped by
+    :func:`record_summaries`, which keeps only the ids the store lists.
+    """
+    if not summaries:
+        return
+    path = _summary_cache(store, project, namespace)
+    cached = _read_summaries(path)
+    cached.update(summaries)
+    _write_summaries(path, cached)
+
+
+def summary_of_written(
+    record: Mapping[str, Any], outputs: Sequence[ArtifactVersion]
+) -> dict[str, Any]:
+    """Return what :func:`summarise` would, for a record written with ``outputs`` in hand."""
+    summary = {key: record.get(key) for key in SUMMARY_FIELDS}
+    summary["output_blobs"] = [f.sha256 for version in outputs for f in version.files]
+    return summary
+
+
+def _read_summaries(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        document = json.loads(path.read_bytes())
+        if document.get("format") == SUMMARY_FORMAT:
+            return dict(document["runs"])
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        pass
+    return {}
+
+
+def _write_summaries(path: Path, summaries: Mapping[str, dict[str, Any]]) -> None:
+    document = {"format": SUMMARY_FORMAT, "runs": summaries}
+    write_atomically(path, json.dumps(document, separators=(",", ":")).encode())
 
 
 @dataclass

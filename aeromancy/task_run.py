@@ -100,7 +100,7 @@ class TaskRun:
         except InfrastructureError as exc:
             self.infrastructure = self.infrastructure or exc
         tracked.finish(record, error is None)
-        self.ex.remember(record)
+        self.ex.remember(record, outputs)
         outcome = Outcome.RAN if error is None else Outcome.FAILED
         return TaskResult(
             self.spec.name, outcome, self.run_id, outputs, error, infrastructure=self.infrastructure

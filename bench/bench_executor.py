@@ -164,7 +164,8 @@ def bench_planning(scratch: Path, sizes: list[int], repeat: int) -> None:
     for size in sizes:
         root, store_url = make_graph_project(scratch, size)
         fill = populate(root, store_url, size)
-        # The first pass after the runs reads each new record once into the local cache.
+        # The first pass after the runs: the executor left the summaries of the records it
+        # wrote in the local cache, so this pass should read no record back.
         cold = plan_once(root, store_url, size)["total"]
         runs = [plan_once(root, store_url, size) for _ in range(repeat)]
         best = min(runs, key=lambda stages: stages["total"])

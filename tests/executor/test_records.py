@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aeromancy.records import RecordIndex, record_summaries
-from aeromancy.store import open_store
+import pytest
+
+from aeromancy.records import RecordIndex, record_summaries, summarise
+from aeromancy.store import Store, open_store
+
+if TYPE_CHECKING:  # conftest is not importable under --import-mode=importlib
+    from conftest import Project
 
 
 def record(run_id: str, fingerprint: str, outputs: list[dict[str, str]]) -> dict[str, object]:
@@ -49,3 +55,20 @@ def test_summaries_follow_the_store(local_store_url: str, tmp_path: Path) -> Non
     assert found is not None
     assert [v.label for v in found[1]] == ["dev1"]
     assert index.reusable(store, "nope") is None
+
+
+def test_a_run_leaves_the_summaries_of_its_records_in_the_cache(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert project.cli("run", "--dev").exit_code == 0
+    store = project.store()
+    written = {r["run_id"]: summarise(store, r) for r in project.records()}
+
+    def no_reads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the summaries should come from the cache, not the store")
+
+    monkeypatch.setattr(Store, "get_run_record", no_reads)
+    cached = {s["run_id"]: s for s in record_summaries(store, "demo", "dev")}
+
+    assert len(written) == 3
+    assert cached == written
