@@ -82,7 +82,7 @@ class BlobCache:
 def place_read_only(source: Path, dest: Path) -> None:
     """Put a read-only copy of ``source`` at ``dest``: a hard link when possible, else a copy.
 
-    A copy that fails (a full disk, say) is removed; raises StoreUnavailable (exit 3).
+    A copy that fails (a full disk, say) is removed; raises InfrastructureError (exit 3).
     """
     with writing(f"cannot write {dest}", "write it to another disk"):
         dest.parent.mkdir(parents=True, exist_ok=True)

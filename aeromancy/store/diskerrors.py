@@ -6,7 +6,7 @@ import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from aeromancy.errors import StoreUnavailable
+from aeromancy.errors import InfrastructureError
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EROFS, errno.EACCES, errno.EPERM}
@@ -14,14 +14,14 @@ _DENIED = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 @contextmanager
 def writing(what: str, elsewhere: str) -> Iterator[None]:
-    """Turn an OSError inside the block into StoreUnavailable: ``what: reason``.
+    """Turn an OSError inside the block into InfrastructureError (exit 3): ``what: reason``.
 
     ``elsewhere`` says how to write somewhere else instead (the fix's second half).
     """
     try:
         yield
     except OSError as exc:
-        raise StoreUnavailable(f"{what}: {exc.strerror or exc}", _hint(exc, elsewhere)) from exc
+        raise InfrastructureError(f"{what}: {exc.strerror or exc}", _hint(exc, elsewhere)) from exc
 
 
 def _hint(exc: OSError, elsewhere: str) -> str:

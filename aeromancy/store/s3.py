@@ -27,13 +27,12 @@ from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.config import Config
 
-from aeromancy.errors import NotFound, StoreUnavailable
+from aeromancy.errors import NotFound, StoreUnavailable, UsageError
 from aeromancy.store.backend import (
     Destination,
     FileState,
     ProgressCallback,
     StoredBlob,
-    changed_while_pushed,
     reading_source,
 )
 from aeromancy.store.hashing import sha256_file
@@ -181,9 +180,11 @@ class S3Backend:
             return sha256_hex
         with self._translated():
             self.transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
-        if FileState.of(path) != before:
-            self.delete(key)
-            raise changed_while_pushed(path)
+        try:
+            before.check(path)
+        except UsageError:
+            self.delete(key)  # the parts may hold other bytes than the key names
+            raise
         return sha256_hex
 
     def delete(self, key: str) -> None:

@@ -149,7 +149,7 @@ class Store:
         Every blob is verified against its sha256 in the cache first, then hard-linked
         (or copied across filesystems). Refuses, writing nothing, when a file of the
         version already exists under ``dest_dir``; a write that fails (a full disk)
-        removes the files already placed and raises StoreUnavailable (exit 3).
+        removes the files already placed and raises InfrastructureError (exit 3).
         """
         dest = Path(dest_dir)
         targets = [(dest / check_relative_path(entry.path), entry) for entry in version.files]
