@@ -7,6 +7,7 @@ cache (:mod:`.cache`) and run records (:mod:`.runs`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -163,7 +164,7 @@ class Store:
         digests = sorted({entry.sha256 for entry in version.files})
         with transfer_progress(f"pull {version.ref}", version.size) as progress:
             cached = dict(zip(digests, self._fetch_all(digests, progress), strict=True))
-        _place_all([(cached[entry.sha256], target) for target, entry in targets])
+        _place_all([(cached[entry.sha256], target) for target, entry in targets], dest)
         dest.mkdir(parents=True, exist_ok=True)
         return dest
 
@@ -254,8 +255,12 @@ class Store:
         )
 
 
-def _place_all(pairs: list[tuple[Path, Path]]) -> None:
-    """Place each cached file at its target; on failure remove the ones already placed."""
+def _place_all(pairs: list[tuple[Path, Path]], dest: Path) -> None:
+    """Place each cached file at its target under ``dest``; on failure undo every write.
+
+    Files already placed are removed, and so are the directories this call created.
+    """
+    new_dirs = _missing_dirs([target.parent for _, target in pairs] + [dest])
     placed: list[Path] = []
     try:
         for cached, target in pairs:
@@ -264,7 +269,21 @@ def _place_all(pairs: list[tuple[Path, Path]]) -> None:
     except BaseException:
         for target in placed:
             target.unlink(missing_ok=True)
+        for directory in sorted(new_dirs, key=lambda path: len(path.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty: someone else wrote there
+                directory.rmdir()
         raise
+
+
+def _missing_dirs(directories: list[Path]) -> set[Path]:
+    """Return every directory among ``directories`` and their parents that does not exist."""
+    missing: set[Path] = set()
+    for directory in directories:
+        for candidate in (directory, *directory.parents):
+            if candidate in missing or candidate.exists():
+                break
+            missing.add(candidate)
+    return missing
 
 
 def _json_object(metadata: dict[str, Any] | None) -> dict[str, Any]:

@@ -112,16 +112,16 @@ def test_pull_onto_a_full_disk_removes_the_files_it_placed(
 ) -> None:
     # Two files: the small one fits and is placed first, the big one does not fit.
     data = project / "data"
-    data.mkdir()
+    (data / "b" / "deep").mkdir(parents=True)
     (data / "a-small.txt").write_text("fits\n")
-    (data / "b-big.bin").write_bytes(BIG)
+    (data / "b" / "deep" / "big.bin").write_bytes(BIG)
     store = tmp_path / "store"
     assert aeromancy(project, "--store", str(store), "push", "data", "data").returncode == 0
 
     result = aeromancy(project, "--store", str(store), "pull", "data", str(full_disk / "out"))
 
     assert_one_line_error(result, "No space left on device")
-    assert files_under(full_disk) == []
+    assert list(full_disk.iterdir()) == []  # no file, and no directory it made
 
 
 def test_push_onto_a_full_disk_exits_3_and_leaves_nothing(project: Path, full_disk: Path) -> None:
