@@ -32,7 +32,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
 class FlakyProxy(ThreadingHTTPServer):
-    """Forwards HTTP to ``upstream``; fails every ``every``-th request as ``how`` says."""
+    """Forwards HTTP to ``upstream``, failing requests as ``how`` says (503 or drop).
+
+    With ``every=N``, every N-th distinct request fails once and its retries pass,
+    so that a push succeeds however the concurrent requests interleave. With
+    ``every=1``, every request fails, retries included.
+    """
 
     daemon_threads = True
 
@@ -42,17 +47,22 @@ class FlakyProxy(ThreadingHTTPServer):
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.every, self.how = every, how
         self.requests = self.failed = 0
+        self.failed_once: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def should_fail(self) -> bool:
+    def should_fail(self, method: str, path: str) -> bool:
         with self.lock:
             self.requests += 1
+            if self.every > 1 and (method, path) in self.failed_once:
+                return False  # a retry of a request that failed already
             fail = self.requests % self.every == 0
-            self.failed += fail
+            if fail:
+                self.failed += 1
+                self.failed_once.add((method, path))
             return fail
 
 
@@ -65,7 +75,7 @@ class FlakyHandler(BaseHTTPRequestHandler):
 
     def relay(self) -> None:
         body = self.read_body()
-        if self.server.should_fail():
+        if self.server.should_fail(self.command, self.path):
             self.fail()
         else:
             self.forward(body)
