@@ -99,6 +99,8 @@ class RunProgress:
 def _outcome_text(result: TaskResult) -> str:
     if result.outcome is Outcome.SKIPPED:
         return "[green]skipped[/] (up to date)"
+    if result.outcome is Outcome.RAN and result.infrastructure is not None:
+        return "[yellow]ran[/] (record not saved)"
     if result.outcome is Outcome.RAN:
         return "[green]ran[/]"
     if result.outcome is Outcome.FAILED:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import ProjectFactory
+    from conftest import Project, ProjectFactory
+
+AEROMANCY = Path(sys.executable).with_name("aeromancy")
 
 RAISING = """
 from aeromancy import task
@@ -97,3 +104,28 @@ def test_output_contract_violations_fail_the_task(
     assert project.labels("out") == []
     [record] = project.records_of("make")
     assert record["status"] == "failed"
+
+
+def limit_writes_to_16_kib() -> None:
+    """In the child: a file may not grow past 16 KiB (EFBIG, not SIGXFSZ)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
+
+
+def test_a_run_record_the_store_refuses_is_reported_with_exit_3(local_project: Project) -> None:
+    # Outputs are a few bytes; run records (with the environment capture) are larger
+    # than 16 KiB, so the kernel refuses exactly the record writes.
+    result = subprocess.run(
+        [str(AEROMANCY), "--store", local_project.store_url, "run", "--dev"],
+        cwd=local_project.root,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_writes_to_16_kib,
+        check=False,
+    )
+
+    assert result.returncode == 3, result.stderr
+    assert "ran (record not saved)" in result.stdout
+    assert "cannot write dev/runs/demo/" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert local_project.records() == []
