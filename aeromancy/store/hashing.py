@@ -38,10 +38,10 @@ def copy_hashing(
     """Copy ``reader`` to ``writer`` in one pass; return the sha256 hex of the bytes written.
 
     The digest is taken of the very buffers handed to ``writer``, so it names what
-    was written even if the source changes meanwhile. For files of several chunks
-    the hash of one chunk runs in a helper thread while the next is read and this
-    one written (hashlib and file I/O release the GIL), so a copy costs about as
-    long as hashing alone. ``size`` (the expected size) only picks the strategy.
+    was written even if the source changes meanwhile. From ``pipeline_from`` bytes
+    on, the hash of one chunk runs in a helper thread while the next is read and
+    this one written (hashlib and file I/O release the GIL), so a copy costs about
+    as long as hashing alone. ``size`` (the expected size) only picks the strategy.
     """
     digest = hashlib.sha256()
     if size < pipeline_from:
