@@ -6,14 +6,9 @@ the ``task`` decorator, the ``Context`` handed to tasks, and the error classes.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("aeromancy")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0.0.0+unknown"
-
-from aeromancy.context import Context
+from aeromancy._version import __version__
 from aeromancy.errors import (
     AeromancyError,
     DirtyTree,
@@ -27,7 +22,24 @@ from aeromancy.errors import (
     TaskFailed,
     UsageError,
 )
-from aeromancy.tasks import task
+
+if TYPE_CHECKING:
+    from aeromancy.context import Context
+    from aeromancy.tasks import task
+
+#: Names imported on first use, so that ``aeromancy --help`` loads none of them.
+_LAZY = {"Context": "aeromancy.context", "task": "aeromancy.tasks"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AeromancyError",
