@@ -1,7 +1,8 @@
 """Aeromancy: reproducible ML pipelines with versioned artifacts and tracked runs.
 
 The public API is what ``__all__`` lists (pinned by tests/executor/test_public_api.py):
-the ``task`` decorator, the ``Context`` handed to tasks, and the error classes.
+the ``task`` decorator, the ``Context`` handed to tasks, the error classes, and
+``results`` (the results table as a pandas DataFrame).
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ from aeromancy.errors import (
 
 if TYPE_CHECKING:
     from aeromancy.context import Context
+    from aeromancy.experiments.api import results
     from aeromancy.tasks import task
 
 #: Names imported on first use, so that ``aeromancy --help`` loads none of them.
-_LAZY = {"Context": "aeromancy.context", "task": "aeromancy.tasks"}
+_LAZY = {
+    "Context": "aeromancy.context",
+    "results": "aeromancy.experiments.api",
+    "task": "aeromancy.tasks",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -55,5 +61,6 @@ __all__ = [
     "TaskFailed",
     "UsageError",
     "__version__",
+    "results",
     "task",
 ]

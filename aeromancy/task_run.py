@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aeromancy import __version__
 from aeromancy.context import Context, SavedOutput
 from aeromancy.errors import AeromancyError, InfrastructureError, UsageError
+from aeromancy.experiments.metrics import MetricSummary
 from aeromancy.outcomes import Outcome, TaskResult
 from aeromancy.records import (
     FAILED,
@@ -58,6 +59,7 @@ class TaskRun:
         self.key = key
         self.run_id = new_run_id()
         self.metrics: dict[str, Any] = {}
+        self.metric_summary = MetricSummary()
         self.started = ""
         self.infrastructure: AeromancyError | None = None
 
@@ -121,6 +123,7 @@ class TaskRun:
 
         def log(metrics: Mapping[str, Any], step: int | None) -> None:
             self.metrics.update(metrics)
+            self.metric_summary.update(metrics)
             tracker_log(metrics, step)
 
         ctx = Context(
@@ -192,6 +195,7 @@ class TaskRun:
             "tags": list(inv.tags),
             "wandb_run": tracker_path,
             "metrics": dict(self.metrics),
+            "metric_summary": self.metric_summary.as_record(),
             "aeromancy_version": __version__,
         }
 

@@ -52,6 +52,10 @@ COMMANDS: dict[str, Entry] = {
         "rerun:rerun",
         "Run the recorded run RUN_ID again: its commit, image, config and input versions.",
     ),
+    "results": Entry(
+        "results:results",
+        "Show one row per task run: config, metrics, outputs, time and resources.",
+    ),
     "run": Entry("run:run", "Run the task graph, skipping what is up to date."),
     "runs": Entry("inspect:runs", "List run records, newest first (dev and tracked)."),
     "show": Entry(

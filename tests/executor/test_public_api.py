@@ -18,6 +18,7 @@ EXPECTED = {
     "TaskFailed",
     "UsageError",
     "__version__",
+    "results",
     "task",
 }
 
