@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from aeromancy.store.backend import Backend, ProgressCallback
 from aeromancy.store.layout import blob_key
 from aeromancy.store.manifest import FileEntry
 from aeromancy.store.paths import SourceFile
+from aeromancy.store.statcache import FileStat, StatCache
 
 BLOBS_PREFIX = "blobs/sha256/"
 #: From this many files on, one listing of the blobs beats a request per file ...
@@ -20,9 +23,10 @@ MAX_LISTED_BLOBS = 10_000
 class BlobStore:
     """The ``blobs/sha256/`` part of a store, moved in parallel by ``workers`` threads."""
 
-    def __init__(self, backend: Backend, workers: int) -> None:
+    def __init__(self, backend: Backend, workers: int, stat_cache: StatCache | None = None) -> None:
         self.backend = backend
         self.workers = max(1, workers)
+        self.stat_cache = stat_cache
 
     def has(self, sha256_hex: str) -> bool:
         """Return True when the blob is present in the store."""
@@ -42,17 +46,31 @@ class BlobStore:
     def put_files(self, files: list[SourceFile], progress: ProgressCallback) -> list[FileEntry]:
         """Store ``files``, skipping blobs already present; return their entries, in order.
 
-        Largest files start first: their long hash passes and transfers then overlap
-        the small ones, instead of one big file running alone at the end.
+        A file the stat cache knows, unchanged, whose blob the store holds is not read
+        at all. Largest files start first: their long hash passes and transfers then
+        overlap the small ones, instead of one big file running alone at the end.
         """
         present = self._listed_blobs() if len(files) >= LIST_INSTEAD_OF_PROBING else None
+        push = _Push(self, progress, present, self._known_digests(files))
         largest_first = sorted(files, key=lambda source: source.size, reverse=True)
         with ThreadPoolExecutor(self._pool_size(len(files))) as pool:
-            stored = pool.map(
-                lambda source: self._put_one(source, progress, present), largest_first
-            )
-            entries = {entry.path: entry for entry in stored}
+            entries = {entry.path: entry for entry in pool.map(push.put, largest_first)}
+        if self.stat_cache is not None:
+            self.stat_cache.record(push.hashed)
         return [entries[source.path] for source in files]
+
+    def _known_digests(self, files: list[SourceFile]) -> dict[Path, tuple[FileStat, str]]:
+        """Return each file's state and the digest the stat cache holds for that state."""
+        if self.stat_cache is None:
+            return {}
+        states: dict[Path, FileStat] = {}
+        for source in files:
+            try:
+                states[source.local] = FileStat.of(source.local)
+            except OSError:
+                continue  # the backend reports it when it reads the file
+        known = self.stat_cache.lookup(states.items())
+        return {path: (states[path], digest) for path, digest in known.items()}
 
     def _listed_blobs(self) -> frozenset[str] | None:
         """Return every blob key when a store holds few enough to list; None otherwise.
@@ -66,14 +84,62 @@ class BlobStore:
     def _pool_size(self, jobs: int) -> int:
         return max(1, min(self.workers, jobs))
 
-    def _put_one(
-        self, source: SourceFile, progress: ProgressCallback, present: frozenset[str] | None
-    ) -> FileEntry:
-        def destination(sha256_hex: str) -> str | None:
-            key = blob_key(sha256_hex)
-            # A blob that arrived after the listing is stored again: harmless, same bytes.
-            stored = (key in present) if present is not None else self.backend.exists(key)
-            return None if stored else key
+    def stored(self, sha256_hex: str, present: frozenset[str] | None) -> bool:
+        """Return True when the blob is in the store, by the listing when there is one.
 
-        stored = self.backend.store_file(source.local, destination, progress)
+        A blob that arrived after the listing is stored again: harmless, same bytes.
+        """
+        key = blob_key(sha256_hex)
+        return (key in present) if present is not None else self.backend.exists(key)
+
+
+class _Push:
+    """One ``put_files`` call: the files its threads store and the digests they took."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        progress: ProgressCallback,
+        present: frozenset[str] | None,
+        known: dict[Path, tuple[FileStat, str]],
+    ) -> None:
+        self.blobs = blobs
+        self.progress = progress
+        self.present = present
+        self.known = known
+        #: (file, its state before and after hashing, digest): for the stat cache.
+        self.hashed: list[tuple[Path, FileStat, str]] = []
+        self._lock = threading.Lock()
+
+    def put(self, source: SourceFile) -> FileEntry:
+        known = self.known.get(source.local)
+        if known is not None and self._unchanged(source.local, known[0]):
+            state, sha256_hex = known
+            if self.blobs.stored(sha256_hex, self.present):
+                self.progress(state.size)
+                return FileEntry(source.path, state.size, sha256_hex)
+        return self._store(source)
+
+    def _store(self, source: SourceFile) -> FileEntry:
+        def destination(sha256_hex: str) -> str | None:
+            return None if self.blobs.stored(sha256_hex, self.present) else blob_key(sha256_hex)
+
+        tracked = self.blobs.stat_cache is not None
+        before = _state_or_none(source.local) if tracked else None
+        stored = self.blobs.backend.store_file(source.local, destination, self.progress)
+        if before is not None and _state_or_none(source.local) == before:
+            with self._lock:
+                self.hashed.append((source.local, before, stored.sha256))
         return FileEntry(source.path, stored.size, stored.sha256)
+
+    @staticmethod
+    def _unchanged(path: Path, state: FileStat) -> bool:
+        """Return True when ``path`` is still in ``state`` (looked up before the pool ran)."""
+        return _state_or_none(path) == state
+
+
+def _state_or_none(path: Path) -> FileStat | None:
+    try:
+        return FileStat.of(path)
+    except OSError:
+        return None

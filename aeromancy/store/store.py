@@ -29,6 +29,7 @@ from aeromancy.store.manifest import ArtifactVersion, FileEntry, Namespace
 from aeromancy.store.paths import check_relative_path, collect_files
 from aeromancy.store.progress import transfer_progress
 from aeromancy.store.refs import Reference, parse_ref
+from aeromancy.store.statcache import StatCache
 
 
 class Store:
@@ -37,8 +38,9 @@ class Store:
     def __init__(self, backend: Backend, cache_dir: Path | None = None, workers: int = 8) -> None:
         self.backend = backend
         self.workers = workers
-        self.blobs = BlobStore(backend, workers)
-        self.cache = BlobCache(cache_dir or default_cache_dir(), backend)
+        cache_root = cache_dir or default_cache_dir()
+        self.blobs = BlobStore(backend, workers, StatCache(cache_root))
+        self.cache = BlobCache(cache_root, backend)
 
     def __repr__(self) -> str:
         return f"Store({self.backend.describe()!r})"
