@@ -36,6 +36,11 @@ COMMANDS: dict[str, Entry] = {
         "artifacts:artifacts",
         "List every artifact of the project with its newest version.",
     ),
+    "diff": Entry(
+        "diff:diff",
+        "List every difference between two runs: config, inputs, code, environment, metrics,"
+        " outputs.",
+    ),
     "graph": Entry("inspect:graph", "Draw the task graph (text, dot, mermaid or png)."),
     "init": Entry("init:init", "Create a new project in DIR (default: here) that runs at once."),
     "lineage": Entry("inspect:lineage", "Show the lineage tree of an artifact version."),

@@ -13,38 +13,20 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from aeromancy.errors import NotFound, UsageError
+from aeromancy.experiments.compare import compare_environments, compare_outputs
 from aeromancy.launcher.container import new_invocation_id
 from aeromancy.launcher.git_gate import check_committed_tree, git
 from aeromancy.launcher.lockfile import check_lockfile
-from aeromancy.records import version_of_entry
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import Settings, load_settings
 from aeromancy.store import Store
-
-# Environment facts compared when outputs differ: (label, where in the record).
-ENVIRONMENT_FACTS = (
-    ("image id", ("image_id",)),
-    ("base image", ("base_image_id",)),
-    ("lockfile", ("lockfile_hash",)),
-    ("Debian packages", ("environment", "debian_packages")),
-    ("Python", ("environment", "python", "version")),
-)
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One way the rerun's outputs differ from the original's: an artifact file, or a fact."""
-
-    what: str
-    original: str
-    rerun: str
 
 
 def rerun(
@@ -116,53 +98,6 @@ def config_overrides(task: str, config: Mapping[str, Any]) -> tuple[tuple[str, s
 def input_pins(record: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """Return ``--artifact-override`` pairs pinning each recorded input to its version."""
     return tuple((str(entry["ref"]), str(entry["label"])) for entry in record.get("inputs", []))
-
-
-def compare_outputs(
-    store: Store, original: Mapping[str, Any], again: Mapping[str, Any]
-) -> list[Difference]:
-    """Return every output file whose sha256 differs, or that only one run has ([] if none)."""
-    before, after = _output_files(store, original), _output_files(store, again)
-    differences = []
-    for path in sorted(before.keys() | after.keys()):
-        old, new = before.get(path, "missing"), after.get(path, "missing")
-        if old != new:
-            differences.append(Difference(path, _short(old), _short(new)))
-    return differences
-
-
-def compare_environments(original: Mapping[str, Any], again: Mapping[str, Any]) -> list[Difference]:
-    """Return each environment fact (image, base image, lockfile, packages) that changed."""
-    differences = []
-    for label, path in ENVIRONMENT_FACTS:
-        old, new = _dig(original, path), _dig(again, path)
-        if old != new:
-            differences.append(Difference(label, _short(old), _short(new)))
-    return differences
-
-
-def _output_files(store: Store, record: Mapping[str, Any]) -> dict[str, str]:
-    files: dict[str, str] = {}
-    for entry in record.get("outputs", []):
-        version = version_of_entry(store, entry)
-        for item in version.files:
-            files[f"{version.name}/{item.path}"] = item.sha256
-    return files
-
-
-def _dig(record: Mapping[str, Any], path: tuple[str, ...]) -> str:
-    value: Any = record
-    for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    if value is None:
-        return "unknown"
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-
-
-def _short(value: str) -> str:
-    if value.startswith("sha256:"):
-        value = value[7:]
-    return value[:12] if len(value) == 64 else (value if len(value) <= 80 else value[:77] + "...")
 
 
 def _repository_of(project_root: Path, commit: str) -> tuple[Path, str]:

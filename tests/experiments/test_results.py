@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import statistics
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -171,3 +173,19 @@ def test_results_from_s3_then_from_the_cache(s3_project: Project) -> None:
     warm = csv_rows(s3_project.ok("results", "--all", "--format", "csv").stdout)
     assert cold == warm
     assert len(cold) == 6
+
+
+def test_without_pandas_the_api_says_which_extra_to_install(project: Project) -> None:
+    # pandas is installed in the test environment; a None entry in sys.modules makes
+    # ``import pandas`` fail exactly as it does where pandas is not installed.
+    code = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "import aeromancy\n"
+        "try:\n"
+        f"    aeromancy.results(store={project.store_url!r}, root={str(project.root)!r})\n"
+        "except aeromancy.UsageError as exc:\n"
+        "    print(exc.exit_code, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("2 aeromancy.results() needs pandas")
+    assert "aeromancy[pandas]" in done.stdout
