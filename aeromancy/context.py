@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ class Context:
                 f"task {self._task} saves {name!r}, which is not one of its outputs ({declared})",
                 "add it to @task(outputs=...)",
             )
-        source = Path(path).resolve()
+        source = Path(os.path.abspath(path))  # not resolve(): a link must stay visible
         if not source.exists():
             raise UsageError(f"task {self._task} saves {name!r} from {path}, which does not exist")
         with self._lock:

@@ -13,6 +13,7 @@ hint that says how to fix it::
     ├── TaskFailed (exit 1)            a task's own code raised
     └── InfrastructureError (exit 3)   the store, Docker or W&B failed us
         ├── StoreUnavailable             store unreachable after retries
+        ├── StoreDamaged                 a manifest or blob that contradicts itself
         └── ImageBuildError              the Docker image could not be built
 
 Third-party errors (botocore, docker, git, wandb) are translated where they are
@@ -78,6 +79,10 @@ class InfrastructureError(AeromancyError):
 
 class StoreUnavailable(InfrastructureError):
     """The artifact store could not be reached after retries."""
+
+
+class StoreDamaged(InfrastructureError):
+    """The store holds a manifest or blob that is malformed, inconsistent or missing."""
 
 
 class ImageBuildError(InfrastructureError):

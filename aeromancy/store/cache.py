@@ -2,19 +2,18 @@
 
 Layout: ``<cache>/blobs/sha256/<2 hex>/<64 hex>``, each entry mode 0444. Every
 entry is hashed again before use, so a corrupted entry is noticed, dropped and
-fetched again rather than handed to a task.
+fetched again rather than handed to a task. Entries are never handed out
+themselves: :mod:`.placing` writes copies (or reflinks) of them.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import uuid
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from aeromancy.errors import InfrastructureError
+from aeromancy.errors import NotFound, StoreDamaged
 from aeromancy.settings import CACHE_ENV
 from aeromancy.store.backend import Backend, ProgressCallback
 from aeromancy.store.diskerrors import writing
@@ -22,8 +21,6 @@ from aeromancy.store.hashing import sha256_file
 from aeromancy.store.layout import blob_key
 
 READ_ONLY = 0o444
-#: Errors of os.link that mean "copy instead": other filesystem, no links, too many links.
-_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 
 
 class BlobCache:
@@ -58,11 +55,12 @@ class BlobCache:
         try:
             with self._writing():
                 tmp_dir.mkdir(parents=True, exist_ok=True)
-                self.backend.download_file(blob_key(sha256_hex), temp, progress)
+                self._download_to(sha256_hex, temp, progress)
             if sha256_file(temp) != sha256_hex:
-                raise InfrastructureError(
-                    f"blob {sha256_hex} in {self.backend.describe()} does not match its digest",
-                    "the store is corrupt; push the artifact again",
+                raise StoreDamaged(
+                    f"the store is damaged: blob {sha256_hex} in {self.backend.describe()} "
+                    "does not match its digest",
+                    "push the artifact again",
                 )
             with self._writing():
                 os.chmod(temp, READ_ONLY)
@@ -72,29 +70,19 @@ class BlobCache:
             temp.unlink(missing_ok=True)
         return entry
 
+    def _download_to(self, sha256_hex: str, temp: Path, progress: ProgressCallback | None) -> None:
+        """Download one blob; a blob a manifest names but the store lacks is damage (exit 3)."""
+        try:
+            self.backend.download_file(blob_key(sha256_hex), temp, progress)
+        except NotFound as exc:
+            raise StoreDamaged(
+                f"the store is damaged: blob {sha256_hex} is missing from "
+                f"{self.backend.describe()}",
+                "push the artifact again, or restore the blob from a backup",
+            ) from exc
+
     def _writing(self) -> AbstractContextManager[None]:
         return writing(
             f"cannot write to the cache at {self.root}",
             f"point {CACHE_ENV} at a directory on another disk",
         )
-
-
-def place_read_only(source: Path, dest: Path) -> None:
-    """Put a read-only copy of ``source`` at ``dest``: a hard link when possible, else a copy.
-
-    A copy that fails (a full disk, say) is removed; raises InfrastructureError (exit 3).
-    """
-    with writing(f"cannot write {dest}", "write it to another disk"):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, dest)
-            return
-        except OSError as exc:
-            if exc.errno not in _NO_LINK:
-                raise
-        try:
-            shutil.copyfile(source, dest)
-            os.chmod(dest, READ_ONLY)
-        except BaseException:
-            dest.unlink(missing_ok=True)
-            raise

@@ -2,7 +2,8 @@
 
 A pushed directory contributes its regular files at relative, normalised POSIX
 paths. Nothing may escape it: ``..`` and absolute paths are refused, and so are
-symlinks whose target lies outside the directory. Empty directories are dropped.
+symlinks whose target lies outside the directory, and a pushed path that is itself a
+link (its target is not what was saved). Empty directories are dropped.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def collect_files(source: Path) -> list[SourceFile]:
     recursively. Raises UsageError when ``source`` is missing or holds no files,
     InvalidName when a symlink leads outside it.
     """
+    if source.is_symlink():
+        raise InvalidName(
+            f"{source} is a symbolic link (to {os.path.realpath(source)})",
+            "push or save the file or directory it points to, not the link",
+        )
     if not source.exists():
         raise UsageError(f"{source} does not exist", "give the path of a file or directory")
     if source.is_file():
@@ -70,10 +76,17 @@ def _inside(path_real: str, root_real: str) -> bool:
 
 def _walk(directory: Path, rel: str, root_real: str, ancestors: frozenset[str]) -> list[SourceFile]:
     found: list[SourceFile] = []
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            rel_path = f"{rel}/{entry.name}" if rel else entry.name
-            found.extend(_entry_files(entry, rel_path, root_real, ancestors))
+    try:
+        with os.scandir(directory) as scanned:
+            entries = list(scanned)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read the directory {directory}: {exc.strerror or exc}",
+            "make it readable, or remove it before pushing",
+        ) from exc
+    for entry in entries:
+        rel_path = f"{rel}/{entry.name}" if rel else entry.name
+        found.extend(_entry_files(entry, rel_path, root_real, ancestors))
     return found
 
 
@@ -92,6 +105,10 @@ def _entry_files(
     except FileNotFoundError as exc:
         raise UsageError(
             f"symlink {rel_path} is broken", "remove it or point it at an existing file"
+        ) from exc
+    except OSError as exc:  # ELOOP: links that point at each other; EACCES...
+        raise UsageError(
+            f"cannot read {rel_path}: {exc.strerror or exc}", "fix or remove it before pushing"
         ) from exc
     if stat.S_ISDIR(info.st_mode):
         if real in ancestors:

@@ -7,26 +7,25 @@ cache (:mod:`.cache`) and run records (:mod:`.runs`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from aeromancy import __version__
-from aeromancy.errors import NotFound, UsageError
+from aeromancy.errors import NotFound, StoreDamaged, UsageError
 from aeromancy.names import check_name
 from aeromancy.settings import default_cache_dir
 from aeromancy.store import runs, versions
 from aeromancy.store.backend import Backend, ProgressCallback
 from aeromancy.store.blobs import BlobStore
-from aeromancy.store.cache import BlobCache, place_read_only
+from aeromancy.store.cache import BlobCache
 from aeromancy.store.layout import blob_key, check_namespace
 from aeromancy.store.manifest import ArtifactVersion, FileEntry, Namespace
 from aeromancy.store.paths import check_relative_path, collect_files
+from aeromancy.store.placing import Wanted, files_to_write, place_files
 from aeromancy.store.progress import transfer_progress
 from aeromancy.store.refs import Reference, parse_ref
 from aeromancy.store.statcache import StatCache
@@ -149,25 +148,22 @@ class Store:
     def materialize(self, version: ArtifactVersion, dest_dir: Path | str) -> Path:
         """Write ``version``'s files under ``dest_dir`` read-only and return ``dest_dir``.
 
-        Every blob is verified against its sha256 in the cache first, then hard-linked
-        (or copied across filesystems). Refuses, writing nothing, when a file of the
-        version already exists under ``dest_dir``; a write that fails (a full disk)
-        removes the files already placed and raises InfrastructureError (exit 3).
+        Every blob is verified against its sha256 in the cache first, then reflinked
+        or copied (never the cache's own inode; see :mod:`.placing`). Files already
+        holding the right bytes are kept (a re-pull completes a killed one). Refuses,
+        writing nothing, when another file or a link is in the way; a write that fails
+        (a full disk) removes what was placed and raises InfrastructureError (exit 3).
         """
         dest = Path(dest_dir)
-        targets = [(dest / check_relative_path(entry.path), entry) for entry in version.files]
-        clashes = [str(target) for target, _ in targets if os.path.lexists(target)]
-        if clashes:
-            raise UsageError(
-                f"{clashes[0]} already exists ({len(clashes)} file(s) of {version.ref} would be "
-                "overwritten)",
-                "pull into an empty or new directory",
-            )
-        digests = sorted({entry.sha256 for entry in version.files})
-        with transfer_progress(f"pull {version.ref}", version.size) as progress:
+        wanted = [Wanted(check_relative_path(f.path), f.size, f.sha256) for f in version.files]
+        missing = files_to_write(dest, wanted)
+        digests = sorted({item.sha256 for item in missing})
+        with transfer_progress(f"pull {version.ref}", sum(i.size for i in missing)) as progress:
             cached = dict(zip(digests, self._fetch_all(digests, progress), strict=True))
-        _place_all([(cached[entry.sha256], target) for target, entry in targets], dest)
-        dest.mkdir(parents=True, exist_ok=True)
+        for item in missing:
+            _check_size(version, item, cached[item.sha256])
+        sources = [(cached[item.sha256], item.path) for item in missing]
+        place_files(dest, sources, [item.path for item in wanted])
         return dest
 
     def has_content(self, version: ArtifactVersion) -> bool:
@@ -257,35 +253,15 @@ class Store:
         )
 
 
-def _place_all(pairs: list[tuple[Path, Path]], dest: Path) -> None:
-    """Place each cached file at its target under ``dest``; on failure undo every write.
-
-    Files already placed are removed, and so are the directories this call created.
-    """
-    new_dirs = _missing_dirs([target.parent for _, target in pairs] + [dest])
-    placed: list[Path] = []
-    try:
-        for cached, target in pairs:
-            place_read_only(cached, target)
-            placed.append(target)
-    except BaseException:
-        for target in placed:
-            target.unlink(missing_ok=True)
-        for directory in sorted(new_dirs, key=lambda path: len(path.parts), reverse=True):
-            with contextlib.suppress(OSError):  # not empty: someone else wrote there
-                directory.rmdir()
-        raise
-
-
-def _missing_dirs(directories: list[Path]) -> set[Path]:
-    """Return every directory among ``directories`` and their parents that does not exist."""
-    missing: set[Path] = set()
-    for directory in directories:
-        for candidate in (directory, *directory.parents):
-            if candidate in missing or candidate.exists():
-                break
-            missing.add(candidate)
-    return missing
+def _check_size(version: ArtifactVersion, item: Wanted, cached: Path) -> None:
+    """Raise StoreDamaged when a verified blob's size differs from what the manifest says."""
+    actual = cached.stat().st_size
+    if actual != item.size:
+        raise StoreDamaged(
+            f"the store is damaged: {version.ref} gives {item.path} {item.size} bytes, "
+            f"but its blob holds {actual}",
+            "restore the manifest from a backup, or push the artifact again",
+        )
 
 
 def _json_object(metadata: dict[str, Any] | None) -> dict[str, Any]:

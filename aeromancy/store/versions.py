@@ -15,6 +15,7 @@ from aeromancy.store.layout import (
     versions_prefix,
 )
 from aeromancy.store.manifest import ArtifactVersion, Namespace
+from aeromancy.store.manifest_check import parse_manifest
 
 #: Concurrent publishers each lose at most once per rival; this bounds a broken backend.
 MAX_CREATE_ATTEMPTS = 1000
@@ -65,17 +66,17 @@ def create_version(backend: Backend, draft: ArtifactVersion) -> ArtifactVersion:
 def read_version(
     backend: Backend, namespace: Namespace, project: str, name: str, number: int
 ) -> ArtifactVersion | None:
-    """Return one version as its manifest records it, or None when there is no manifest."""
-    data = backend.read_bytes(manifest_key(namespace, project, name, number))
+    """Return one version as its manifest records it, or None when there is no manifest.
+
+    Raises StoreDamaged (exit 3) when the manifest contradicts its key or itself.
+    """
+    key = manifest_key(namespace, project, name, number)
+    data = backend.read_bytes(key)
     if data is None:
         return None
-    try:
-        return ArtifactVersion.from_json(data)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InfrastructureError(
-            f"manifest {project}/{name} {number} in {backend.describe()} is unreadable: {exc}",
-            "the store was modified by hand; restore the manifest from a backup",
-        ) from exc
+    return parse_manifest(
+        data, f"{key} in {backend.describe()}", (namespace, project, name, number)
+    )
 
 
 def read_versions(

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import pytest
 
-from aeromancy.errors import InfrastructureError, InvalidName, NotFound, UsageError
+from aeromancy.errors import InfrastructureError, InvalidName, NotFound, StoreDamaged, UsageError
 from aeromancy.store import FileEntry, Store, open_store
 from aeromancy.store.backend import Backend, Destination, ProgressCallback, StoredBlob
 
@@ -155,13 +155,14 @@ def test_materialize_gives_identical_read_only_files(store: Store, tmp_path: Pat
                     path.open("ab")
 
 
-def test_materialize_hard_links_from_the_cache(store: Store, tmp_path: Path) -> None:
+def test_materialize_copies_never_the_cache_entry_itself(store: Store, tmp_path: Path) -> None:
     version = store.publish("proj", "data", make_tree(tmp_path / "src", {"f": b"payload"}))
 
     out = store.materialize(version, tmp_path / "out")
 
     cached = store.cache.entry_path(version.files[0].sha256)
-    assert os.path.samefile(out / "f", cached)
+    assert cached.read_bytes() == b"payload"
+    assert not os.path.samefile(out / "f", cached)
 
 
 def test_materialize_refuses_to_overwrite_and_writes_nothing(store: Store, tmp_path: Path) -> None:
@@ -181,7 +182,7 @@ def test_corrupt_cache_entry_is_fetched_again(store: Store, tmp_path: Path) -> N
     entry = store.cache.entry_path(version.files[0].sha256)
     entry.chmod(0o644)
     entry.write_bytes(b"rotten")
-    (tmp_path / "first" / "f").unlink()  # it shared the inode we just rotted
+    assert (tmp_path / "first" / "f").read_bytes() == b"good bytes"  # a copy, not the entry
 
     out = store.materialize(version, tmp_path / "second")
 
@@ -206,8 +207,9 @@ def test_manifest_with_escaping_path_is_refused_on_read(
     evil = dataclasses.replace(version, version=2, files=(escaping,))
     raw.write("artifacts/proj/data/v2.json", evil.to_json())
 
-    with pytest.raises(InvalidName, match=r"contains '\.\.'"):
+    with pytest.raises(StoreDamaged, match=r"the store is damaged: .*contains '\.\.'") as info:
         store.materialize(store.resolve("data:v2", "proj"), tmp_path / "out" / "inner")
+    assert info.value.exit_code == 3
     assert not (tmp_path / "out" / "escaped").exists()
 
 

@@ -1,0 +1,280 @@
+"""Writing a version's files under a destination directory (DEST), safely.
+
+- **Never through a link.** Every directory below DEST is opened relative to its
+  parent with ``O_NOFOLLOW``, so a symbolic link inside DEST (there before the pull,
+  or planted during it) is refused, never followed out of DEST.
+- **Never a partial file under a real name.** Each file is written under a
+  temporary name in its own directory (``.NAME.<pid>-<hex>.aeromancy-part``) and
+  linked to NAME only when complete; linking fails if NAME appeared meanwhile, so
+  nothing is overwritten.
+- **A re-pull completes a killed pull.** A file that already holds the right bytes is
+  kept; temporary files of pulls whose process is gone are removed; any other file
+  in the way is refused (exit 2) before anything is written.
+- **New inodes.** Each file is a reflink or a copy of the verified cache entry
+  (:mod:`.copying`), mode 0444; a hard link only with ``AEROMANCY_LINK=hardlink``.
+
+A write that fails removes the files and directories this pull had made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from aeromancy.errors import UsageError
+from aeromancy.store.copying import clone_or_copy, hard_links_wanted
+from aeromancy.store.diskerrors import writing
+from aeromancy.store.hashing import sha256_file
+
+READ_ONLY = 0o444
+PART_SUFFIX = ".aeromancy-part"
+_PART = re.compile(r"\..+\.([0-9]+)-[0-9a-f]{32}" + re.escape(PART_SUFFIX))
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: Errors of link(2) that mean "this filesystem has no hard links": rename instead.
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One file a pull must leave under DEST: its relative path, size and sha256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+def files_to_write(dest: Path, wanted: list[Wanted]) -> list[Wanted]:
+    """Return the files of ``wanted`` not yet correct under ``dest``; write nothing.
+
+    Raises UsageError when a link or a non-directory stands where a directory must
+    go, or when a file with other bytes is in the way.
+    """
+    missing: list[Wanted] = []
+    clashes: list[str] = []
+    for item in wanted:
+        target = _checked_parents(dest, item.path)
+        if target is None:
+            missing.append(item)
+            continue
+        state = _existing(target, item)
+        if state == "absent":
+            missing.append(item)
+        elif state == "different":
+            clashes.append(str(target))
+    if clashes:
+        raise UsageError(
+            f"{clashes[0]} already exists ({len(clashes)} file(s) would be overwritten)",
+            "pull into an empty or new directory",
+        )
+    return missing
+
+
+def _checked_parents(dest: Path, relative: str) -> Path | None:
+    """Return the target path when all its directories exist; None when one is missing."""
+    current = dest
+    for part in PurePosixPath(relative).parent.parts:
+        current = current / part
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(info.st_mode):
+            raise _link_refused(current)
+        if not stat.S_ISDIR(info.st_mode):
+            raise UsageError(f"{current} is a file where the pull needs a directory", _ELSEWHERE)
+    return dest / relative
+
+
+def _existing(target: Path, item: Wanted) -> str:
+    """Return 'absent', 'correct' (same size and sha256) or 'different' for ``target``."""
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return "absent"
+    if stat.S_ISLNK(info.st_mode):
+        raise _link_refused(target)
+    same_size = stat.S_ISREG(info.st_mode) and info.st_size == item.size
+    return "correct" if same_size and sha256_file(target) == item.sha256 else "different"
+
+
+_ELSEWHERE = "remove it, or pull into an empty or new directory"
+
+
+def _link_refused(path: Path) -> UsageError:
+    return UsageError(f"{path} is a symbolic link; a pull never writes through links", _ELSEWHERE)
+
+
+def place_files(dest: Path, sources: list[tuple[Path, str]], all_paths: list[str]) -> None:
+    """Write each (verified cache entry, relative path) under ``dest``, read-only.
+
+    ``all_paths`` are every path of the version: their directories' leftovers of
+    dead pulls are removed. On failure, what this call wrote is removed again.
+    """
+    hard_link = hard_links_wanted()
+    with _Tree(dest) as tree:
+        for directory in sorted({str(PurePosixPath(path).parent) for path in all_paths}):
+            tree.sweep_dead_parts(directory)
+        for source, relative in sources:
+            path = PurePosixPath(relative)
+            tree.place(source, str(path.parent), path.name, hard_link)
+        tree.keep()
+
+
+class _Tree:
+    """Directory fds under DEST, opened without following links, and what was made."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.fds: dict[str, int] = {}
+        self.made_dirs: list[Path] = []
+        self.placed: list[Path] = []
+        self.kept = False
+
+    def __enter__(self) -> _Tree:
+        with writing(f"cannot write {self.dest}", "pull into a directory on another disk"):
+            for missing in reversed([self.dest, *self.dest.parents]):
+                if not os.path.lexists(missing):
+                    missing.mkdir()
+                    self.made_dirs.append(missing)
+            self.fds["."] = os.open(self.dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        if not self.kept:
+            self._undo()
+
+    def keep(self) -> None:
+        """Keep what was written (the pull is complete)."""
+        self.kept = True
+
+    def _undo(self) -> None:
+        for target in self.placed:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        for directory in reversed(self.made_dirs):
+            with contextlib.suppress(OSError):  # not empty: someone else wrote there
+                directory.rmdir()
+
+    def dir_fd(self, relative: str) -> int:
+        """Return an fd of DEST/``relative``, made if missing; links in the way are refused."""
+        if relative in self.fds:
+            return self.fds[relative]
+        parent, _, name = relative.rpartition("/")
+        parent_fd = self.dir_fd(parent or ".")
+        with writing(f"cannot write {self.dest / relative}", "pull into another directory"):
+            try:
+                os.mkdir(name, dir_fd=parent_fd)
+                self.made_dirs.append(self.dest / relative)
+            except FileExistsError:
+                pass
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _link_refused(self.dest / relative) from exc
+                raise
+        self.fds[relative] = fd
+        return fd
+
+    def sweep_dead_parts(self, relative: str) -> None:
+        """Remove temporary files that pulls no longer running left in DEST/``relative``."""
+        key = "." if relative in ("", ".") else relative
+        if key != "." and not (self.dest / key).is_dir():
+            return  # a directory this pull has yet to make holds no leftovers
+        fd = self.dir_fd(key)
+        for name in os.listdir(fd):
+            match = _PART.fullmatch(name)
+            if match and not _alive(int(match.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=fd)
+
+    def place(self, source: Path, relative_dir: str, name: str, hard_link: bool) -> None:
+        """Write one file: a hard link when asked for, else a reflink or copy under a temp name."""
+        fd = self.dir_fd("." if relative_dir in ("", ".") else relative_dir)
+        target = self.dest / relative_dir / name
+        with writing(f"cannot write {target}", "pull into a directory on another disk"):
+            if hard_link and _try_hard_link(source, name, fd, target):
+                self.placed.append(target)
+                return
+            temp = f".{name}.{os.getpid()}-{uuid.uuid4().hex}{PART_SUFFIX}"
+            try:
+                _write_copy(source, temp, fd)
+                _publish(temp, name, fd, target)
+                self.placed.append(target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp, dir_fd=fd)
+
+
+def _try_hard_link(source: Path, name: str, dir_fd: int, target: Path) -> bool:
+    """Hard-link the cache entry as ``name``; False when this filesystem cannot."""
+    try:
+        os.link(source, name, dst_dir_fd=dir_fd)
+        return True
+    except FileExistsError as exc:
+        raise _appeared(target) from exc
+    except OSError as exc:
+        if exc.errno in _NO_LINKS:
+            return False
+        raise
+
+
+def _write_copy(source: Path, temp: str, dir_fd: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    out = os.open(temp, flags, 0o600, dir_fd=dir_fd)
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            clone_or_copy(src, out)
+        finally:
+            os.close(src)
+        os.fchmod(out, READ_ONLY)
+    finally:
+        os.close(out)
+
+
+def _publish(temp: str, name: str, dir_fd: int, target: Path) -> None:
+    """Give the complete temporary file its name; refuse if the name was taken meanwhile."""
+    try:
+        os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except FileExistsError as exc:
+        raise _appeared(target) from exc
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        if _lexists(name, dir_fd):
+            raise _appeared(target) from exc
+        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _appeared(target: Path) -> UsageError:
+    return UsageError(f"{target} appeared while it was being pulled", _ELSEWHERE)
+
+
+def _alive(pid: int) -> bool:
+    """Return True when a process with this id runs (one we may not signal counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
