@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.errors import GraphError, NotFound, UsageError
+from aeromancy.experiments.params import Layer, resolve_configs
 from aeromancy.store.manifest import ArtifactVersion, Namespace
-from aeromancy.tasks import TaskSpec, load_tasks, resolve_configs
+from aeromancy.tasks import TaskSpec, load_tasks
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
@@ -96,6 +97,8 @@ class Plan:
     configs: Mapping[str, Mapping[str, Any]]
     store_inputs: Mapping[str, ArtifactVersion] = field(default_factory=dict)
     namespace: Namespace = "tracked"
+    # Per task, the params layer each flattened config key came from.
+    config_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def is_selected(self, name: str) -> bool:
         """Return True when task ``name`` is part of this run."""
@@ -134,6 +137,7 @@ def build_plan(
     overrides: Iterable[tuple[str, str]] = (),
     artifact_overrides: Iterable[tuple[str, str]] = (),
     namespace: Namespace = "tracked",
+    layers: Sequence[Layer] = (),
 ) -> Plan:
     """Return the checked plan of a run; raise a UsageError subclass for anything wrong.
 
@@ -141,16 +145,17 @@ def build_plan(
     """
     order = select_tasks(graph, only)
     selected = set(order)
-    all_configs = resolve_configs(graph.specs, overrides)
-    left_out = sorted({key.rpartition(".")[0] for key, _ in overrides} - selected)
+    resolved = resolve_configs(graph.specs, overrides, layers)
+    left_out = sorted({key.partition(".")[0] for key, _ in overrides} - selected)
     if left_out:
         raise UsageError(f"--set names task {', '.join(left_out)}, which --only leaves out")
     pins = parse_artifact_overrides(artifact_overrides)
     store_refs = _store_refs(graph, order, selected)
     _check_pins(graph, pins, store_refs)
     store_inputs = _resolve_store_inputs(graph, store, store_refs, pins, namespace)
-    configs = {name: all_configs[name] for name in order}
-    return Plan(graph, tuple(order), configs, store_inputs, namespace)
+    configs = {name: resolved.configs[name] for name in order}
+    sources = {name: resolved.sources[name] for name in order}
+    return Plan(graph, tuple(order), configs, store_inputs, namespace, sources)
 
 
 def _store_refs(graph: TaskGraph, order: Sequence[str], selected: set[str]) -> list[str]:

@@ -183,6 +183,7 @@ class TaskRun:
             "status": SUCCEEDED if error is None else FAILED,
             "error": error,
             "config": self.config,
+            "config_sources": dict(self.ex.plan.config_sources.get(self.spec.name, {})),
             "inputs": [input_entry(ref, v) for ref, v in self.inputs.items()],
             "outputs": [output_entry(v) for v in outputs],
             "fingerprint": self.key,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -149,84 +148,6 @@ def _checked_config_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
             )
         defaults[param.name] = param.default
     return defaults
-
-
-_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
-_BOOLEANS |= {"false": False, "no": False, "off": False, "0": False}
-
-
-def _parse_bool(raw: str) -> bool:
-    try:
-        return _BOOLEANS[raw.strip().lower()]
-    except KeyError:
-        raise ValueError("expected true or false") from None
-
-
-def _parse_json_of(kind: type) -> Callable[[str], Any]:
-    def parse(raw: str) -> Any:
-        value = json.loads(raw)
-        if not isinstance(value, kind):
-            raise ValueError(f"expected a JSON {kind.__name__}")
-        return value
-
-    return parse
-
-
-def _parse_any(raw: str) -> Any:
-    """Parse for a None default: any JSON value, else the raw string."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
-# bool before int: True is an int too.
-_PARSERS: tuple[tuple[type, Callable[[str], Any]], ...] = (
-    (bool, _parse_bool),
-    (int, int),
-    (float, float),
-    (str, str),
-    (list, _parse_json_of(list)),
-    (dict, _parse_json_of(dict)),
-)
-
-
-def parse_value(raw: str, default: Any) -> Any:
-    """Return ``raw`` parsed to the type of ``default``; raise ValueError when it does not parse."""
-    for kind, parse in _PARSERS:
-        if isinstance(default, kind):
-            return parse(raw)
-    return _parse_any(raw)
-
-
-def resolve_configs(
-    specs: Mapping[str, TaskSpec], overrides: Iterable[tuple[str, str]]
-) -> dict[str, dict[str, Any]]:
-    """Return each task's config after applying ``--set`` overrides (``task.param``, raw value).
-
-    Raises UsageError naming an unknown task or parameter, or a value that does not parse.
-    """
-    configs = {name: dict(spec.defaults) for name, spec in specs.items()}
-    for key, raw in overrides:
-        task_name, dot, param = key.rpartition(".")
-        if not dot or not task_name or not param:
-            raise UsageError(f"--set {key}={raw}: expected TASK.PARAM=VALUE")
-        if task_name not in specs:
-            raise UsageError(
-                f"--set {key}: unknown task {task_name!r}", f"tasks: {', '.join(sorted(specs))}"
-            )
-        defaults = specs[task_name].defaults
-        if param not in defaults:
-            known = ", ".join(sorted(defaults)) or "none"
-            raise UsageError(
-                f"--set {key}: task {task_name} has no parameter {param!r}", f"parameters: {known}"
-            )
-        try:
-            configs[task_name][param] = parse_value(raw, defaults[param])
-        except ValueError as exc:
-            kind = type(defaults[param]).__name__
-            raise UsageError(f"--set {key}={raw}: not a valid {kind} ({exc})") from exc
-    return configs
 
 
 def _is_path(tasks: str, root: Path) -> bool:

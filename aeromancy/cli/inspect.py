@@ -22,6 +22,7 @@ from aeromancy.cli.output import (
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.executor import code_identities
+from aeromancy.experiments.params import load_layers
 from aeromancy.graph_formats import FORMATS, render, write_png
 from aeromancy.identity import dev_environment_key
 from aeromancy.planning import build_plan, load_graph
@@ -51,7 +52,8 @@ def list_tasks(ctx: click.Context, tasks: str | None, dev: bool) -> None:
     tasks = tasks or settings.tasks
     namespace: Namespace = "dev" if dev else "tracked"
     graph = load_graph(tasks, settings.root, settings.project)
-    plan = build_plan(graph, state.store, namespace=namespace)
+    layers = load_layers(settings.root)
+    plan = build_plan(graph, state.store, namespace=namespace, layers=layers)
     index = RecordIndex.load(state.store, settings.project, namespace)
     code = code_identities(plan, settings.root, tasks)
     dev_key = dev_environment_key(settings.root)

@@ -24,6 +24,7 @@ from aeromancy.cli.output import (
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed, UsageError
 from aeromancy.executor import Executor, Invocation, invocation_id, raise_for_results
+from aeromancy.experiments.params import load_layers
 from aeromancy.identity import RunIdentity, dev_environment_key, identity_from_git
 from aeromancy.launcher import inside_container, launch_tracked_run
 from aeromancy.outcomes import Outcome, TaskResult
@@ -161,6 +162,7 @@ def run_graph(
         overrides=options.overrides,
         artifact_overrides=options.artifact_overrides,
         namespace=namespace,
+        layers=load_layers(settings.root),
     )
     invocation = Invocation(
         project=settings.project,

@@ -10,13 +10,7 @@ import pytest
 
 from aeromancy import Context, InvalidName, NotFound, UsageError, task
 from aeromancy.errors import GraphError
-from aeromancy.tasks import (
-    SPEC_ATTRIBUTE,
-    TaskSpec,
-    load_tasks,
-    parse_value,
-    resolve_configs,
-)
+from aeromancy.tasks import SPEC_ATTRIBUTE, TaskSpec, load_tasks
 
 
 def spec_of(fn: Any) -> TaskSpec:
@@ -91,69 +85,6 @@ def test_task_without_ctx_is_refused() -> None:
         @task()
         def t() -> None:
             pass
-
-
-@pytest.mark.parametrize(
-    ("raw", "default", "expected"),
-    [
-        ("true", False, True),
-        ("No", True, False),
-        ("0", True, False),
-        ("7", 1, 7),
-        ("-3", 0, -3),
-        ("0.01", 1e-3, 0.01),
-        ("5", 1.5, 5.0),
-        ("hello world", "x", "hello world"),
-        ("[1, 2]", [], [1, 2]),
-        ('{"a": 1}', {}, {"a": 1}),
-        ("3", None, 3),
-        ("plain", None, "plain"),
-    ],
-)
-def test_parse_value_follows_default_type(raw: str, default: Any, expected: Any) -> None:
-    value = parse_value(raw, default)
-    assert value == expected
-    assert type(value) is type(expected)
-
-
-@pytest.mark.parametrize(
-    ("raw", "default"),
-    [("maybe", True), ("1.5", 1), ("abc", 2.0), ("{}", []), ("[1]", {}), ("[1,", [])],
-)
-def test_parse_value_refuses_what_does_not_parse(raw: str, default: Any) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - json and int raise plain ValueError
-        parse_value(raw, default)
-
-
-def _specs() -> dict[str, TaskSpec]:
-    @task(outputs=["a"])
-    def first(ctx: Context, n: int = 1, flag: bool = False) -> None:
-        pass
-
-    @task(inputs=["a"], outputs=["b"])
-    def second(ctx: Context, rate: float = 0.5) -> None:
-        pass
-
-    return {"first": spec_of(first), "second": spec_of(second)}
-
-
-def test_resolve_configs_applies_overrides() -> None:
-    configs = resolve_configs(_specs(), [("first.n", "5"), ("first.flag", "yes")])
-    assert configs == {"first": {"n": 5, "flag": True}, "second": {"rate": 0.5}}
-
-
-@pytest.mark.parametrize(
-    ("key", "raw", "message"),
-    [
-        ("nope.n", "1", "unknown task 'nope'"),
-        ("first.m", "1", "has no parameter 'm'"),
-        ("first.n", "x", "not a valid int"),
-        ("first", "1", "expected TASK.PARAM=VALUE"),
-    ],
-)
-def test_resolve_configs_refuses_bad_set(key: str, raw: str, message: str) -> None:
-    with pytest.raises(UsageError, match=message):
-        resolve_configs(_specs(), [(key, raw)])
 
 
 PIPELINE = """
