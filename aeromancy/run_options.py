@@ -21,7 +21,7 @@ class RunOptions:
     force: bool = False
     tags: tuple[str, ...] = ()
     artifact_overrides: tuple[tuple[str, str], ...] = ()
-    tracker: str | None = None  # "wandb" | "none"; None = wandb when tracked, none in --dev
+    tracker: str | None = None  # "wandb" | "mlflow" | "none"; None = wandb tracked, none --dev
     jobs: int = 1
     debug: bool = False
     debug_shell: bool = False

@@ -57,6 +57,7 @@ class Settings:
     debian_packages: tuple[str, ...] = ()
     docker_run_args: tuple[str, ...] = ()
     env_passthrough: tuple[str, ...] = ()
+    tracker: str | None = None  # the project's default tracker; None = the built-in default
 
 
 def find_project_root(start: Path) -> Path | None:
@@ -88,6 +89,20 @@ def _str_list(value: Any, key: str) -> tuple[str, ...]:
     )
 
 
+def _tracker(value: Any) -> str | None:
+    """Return ``[tool.aeromancy] tracker`` checked against the known trackers (None if unset)."""
+    from aeromancy.tracking import TRACKERS
+
+    if value is None:
+        return None
+    if value not in TRACKERS:
+        raise UsageError(
+            f"[tool.aeromancy] tracker = {value!r} is not a tracker",
+            f"use one of: {', '.join(TRACKERS)}",
+        )
+    return str(value)
+
+
 def load_settings(start: Path | None = None, store: str | None = None) -> Settings:
     """Return the settings of the project containing ``start`` (default: the cwd).
 
@@ -107,4 +122,5 @@ def load_settings(start: Path | None = None, store: str | None = None) -> Settin
         debian_packages=_str_list(tool.get("debian_packages", []), "debian_packages"),
         docker_run_args=_str_list(tool.get("docker_run_args", []), "docker_run_args"),
         env_passthrough=_str_list(tool.get("env_passthrough", []), "env_passthrough"),
+        tracker=_tracker(tool.get("tracker")),
     )

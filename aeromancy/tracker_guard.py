@@ -48,6 +48,13 @@ class TrackerGuard:
             run = NoneRun()
         return GuardedRun(run, self)
 
+    def close(self) -> None:
+        """Close the tracker's invocation-wide state; a failure is reported, not raised."""
+        try:
+            self.tracker.close()
+        except Exception as exc:
+            self.failed("close", exc)
+
 
 class GuardedRun:
     """A TrackedRun whose methods report failures to their guard instead of raising."""

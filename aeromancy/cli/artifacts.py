@@ -14,6 +14,8 @@ from aeromancy.cli.output import (
     human_size,
     print_fields,
     print_table,
+    print_warning,
+    stderr_console,
     stdout_console,
     table,
     timestamp,
@@ -21,6 +23,8 @@ from aeromancy.cli.output import (
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.store import ArtifactVersion, parse_ref
+from aeromancy.tracking import TRACKERS, make_tracker
+from aeromancy.tracking.base import Tracker
 
 
 def _state(ctx: click.Context) -> CliState:
@@ -56,18 +60,50 @@ def _view_for(ref: str) -> str:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--type", "type_", default="artifact", show_default=True, help="Artifact type.")
 @click.option("--metadata", metavar="JSON", default=None, help="A JSON object stored as-is.")
+@click.option(
+    "--tracker",
+    type=click.Choice(TRACKERS),
+    default=None,
+    help="Also log the version from a `push` run: [tool.aeromancy] tracker, else none.",
+)
 @click.pass_context
-def push(ctx: click.Context, name: str, path: Path, type_: str, metadata: str | None) -> None:
+def push(
+    ctx: click.Context,
+    *,
+    name: str,
+    path: Path,
+    type_: str,
+    metadata: str | None,
+    tracker: str | None,
+) -> None:
     """Publish the file or directory PATH as the next version of artifact NAME."""
     state = _state(ctx)
     fields = parse_metadata(metadata)
+    tracker_name = tracker or state.settings.tracker or "none"
+    # Opened before publishing: a tracker that cannot be used refuses the push (exit 2).
+    opened = make_tracker(tracker_name)
     version = state.store.publish(state.settings.project, name, path, type=type_, metadata=fields)
-    stdout_console().print(
+    console = stdout_console()
+    console.print(
         f"pushed [bold]{version.ref}[/bold]: {len(version.files)} file(s), "
         f"{human_size(version.size)}, {version.digest}",
         highlight=False,
         soft_wrap=True,
     )
+    if tracker_name != "none":
+        _track_push(state, opened, version, tracker_name)
+
+
+def _track_push(state: CliState, tracker: Tracker, version: ArtifactVersion, name: str) -> None:
+    from aeromancy.identity import identity_from_git
+    from aeromancy.tracking.push import track_push
+
+    uris = {f.sha256: state.store.blob_uri(f.sha256) for f in version.files}
+    err = stderr_console()
+    identity = identity_from_git(state.settings.root)
+    path = track_push(tracker, version, uris, identity, lambda line: print_warning(err, line))
+    if path is not None:
+        stdout_console().print(f"tracked in {name}: {path}", markup=False, highlight=False)
 
 
 @click.command()

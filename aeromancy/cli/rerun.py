@@ -36,7 +36,7 @@ def rerun(
     state = ctx.find_object(CliState) or CliState()
     options = RunOptions(
         tasks=state.settings.tasks,
-        tracker=tracker,
+        tracker=tracker or state.settings.tracker,
         debug=state.debug,
         extra_env_vars=env_vars,
         extra_docker_run_args=docker_args,

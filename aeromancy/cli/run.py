@@ -185,7 +185,10 @@ def run_graph(
             listener=progress,
             warn=lambda message: print_warning(err, message),
         )
-        results = executor.run()
+        try:
+            results = executor.run()
+        finally:
+            executor.tracker.close()
     print_summary(stdout_console(), results)
     print_failures(err, results)
     raise_for_results(results)
@@ -199,7 +202,7 @@ tracker_option = click.option(
     "--tracker",
     type=click.Choice(TRACKERS),
     default=None,
-    help="wandb (default when tracked) or none (default with --dev).",
+    help="wandb or none. Default: [tool.aeromancy] tracker, else wandb; none with --dev.",
 )
 env_var_option = click.option(
     "--extra-env-var",
@@ -292,7 +295,7 @@ def run(
         force=force,
         tags=split_commas(tags),
         artifact_overrides=split_pins(pins),
-        tracker=tracker,
+        tracker=tracker or (None if dev else settings.tracker),
         jobs=jobs,
         debug=state.debug,
         debug_shell=debug_shell,

@@ -9,7 +9,7 @@ TRACKERS = ("wandb", "none")
 
 
 def make_tracker(name: str) -> Tracker:
-    """Return the tracker called ``name`` (``wandb`` or ``none``)."""
+    """Return the tracker called ``name`` (``wandb`` or ``none``); raise UsageError for another."""
     if name == "none":
         from aeromancy.tracking.none import NoneTracker
 

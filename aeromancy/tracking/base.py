@@ -46,3 +46,6 @@ class Tracker(Protocol):
 
     def start(self, info: TaskRunInfo) -> TrackedRun:
         """Return a new open run for ``info``."""
+
+    def close(self) -> None:
+        """Close what spans the whole invocation (MLflow's parent run); called once, last."""

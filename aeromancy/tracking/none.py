@@ -31,3 +31,6 @@ class NoneTracker:
 
     def start(self, info: TaskRunInfo) -> NoneRun:
         return NoneRun()
+
+    def close(self) -> None:
+        pass

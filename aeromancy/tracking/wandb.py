@@ -216,6 +216,9 @@ class WandbTracker:
             declare_inputs(run, info, self._notice)
         return tracked
 
+    def close(self) -> None:
+        """Nothing spans the invocation in W&B: its runs are grouped, not nested."""
+
     def _init(self, info: TaskRunInfo) -> Any:
         import wandb
 
