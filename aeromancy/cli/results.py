@@ -18,7 +18,6 @@ from aeromancy.cli.output import (
     table,
     timestamp,
 )
-from aeromancy.cli.run import split_commas
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.experiments.api import load_results
@@ -54,6 +53,10 @@ def print_results(rows: ResultTable) -> None:
     for row in rows.rows:
         shown.add_row(*(_cell(name, row.get(name)) for name in rows.columns))
     print_table(console, shown)
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
 def _check_one_selection(all_runs: bool, since: str | None, group: str | None) -> None:
@@ -112,7 +115,7 @@ def results(
         group=group,
         where=where,
         sort=sort,
-        metrics=split_commas(statistics) or ("last",),
+        metrics=_split(statistics) or ("last",),
         group_by_config=group_by_config,
     )
     err = stderr_console()

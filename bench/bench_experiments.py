@@ -1,0 +1,225 @@
+"""Benchmark ``aeromancy results`` over many run records, local and on loopback S3.
+
+Writes N run records (default 10,000) shaped like real ones (this machine's own
+environment capture, a config, three logged metrics, one output) into a local store
+and into a moto S3 server on loopback, then times, as whole ``aeromancy`` processes:
+
+- ``results --all --format csv`` cold (empty local cache) and warm (cache filled),
+- ``results --all`` (the terminal table) warm,
+- ``results`` (the default, newest invocation) warm,
+
+side by side with the naive way (every record read from the store and flattened in
+one process, as ``results`` would without its cache).
+Times are the best of ``--repeat`` runs. Targets: warm < 1 s, cold from S3 < 5 s.
+Usage: .venv/bin/python bench/bench_experiments.py [--records N] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from aeromancy.experiments.results import Query, results_table
+from aeromancy.store import Store, open_store
+from aeromancy.tracking.environment import capture_environment
+
+AEROMANCY = Path(sys.executable).with_name("aeromancy")
+PROJECT = "bench"
+INVOCATIONS = 100
+
+
+def record(index: int, environment: dict[str, Any]) -> dict[str, Any]:
+    """Return a run record like the executor writes, for run number ``index``."""
+    group = f"20261201-{index // (10_000 // INVOCATIONS):06d}-inv"
+    started = f"2026-12-01T10:{(index // 60) % 60:02d}:{index % 60:02d}.{index:06d}+00:00"
+    return {
+        "format": 1,
+        "run_id": f"20261201-{index:06d}-{index:08x}",
+        "project": PROJECT,
+        "task": f"task{index % 5}",
+        "group": group,
+        "namespace": "tracked",
+        "status": "succeeded",
+        "error": None,
+        "config": {"lr": 0.001 * (index % 7), "depth": index % 4, "opt": {"name": "adam"}},
+        "config_sources": {"lr": "--set", "depth": "default", "opt.name": "default"},
+        "inputs": [],
+        "outputs": [
+            {"project": PROJECT, "name": "m", "label": f"v{index}", "digest": "sha256:" + "0" * 64}
+        ],
+        "fingerprint": f"sha256:{index:064x}",
+        "code": {"digest": "sha256:" + "1" * 64, "files": ["pipeline.py"]},
+        "started": started,
+        "ended": started,
+        "environment": environment,
+        "metrics": {"loss": 1 / (index + 1), "accuracy": 0.5, "step": index},
+        "metric_summary": {
+            "loss": {"last": 1 / (index + 1), "min": 0.0, "max": 1.0, "count": 10},
+            "accuracy": {"last": 0.5, "min": 0.1, "max": 0.5, "count": 10},
+        },
+    }
+
+
+def fill(store: Store, count: int) -> None:
+    environment = capture_environment()
+
+    def put(index: int) -> None:
+        data = record(index, environment)
+        store.put_run_record(PROJECT, data["run_id"], data)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(count)))
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
+                return server, endpoint
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("moto server did not start")
+
+
+def _cpu() -> float:
+    """Return the CPU seconds of this process and its finished children so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def best(
+    repeat: int, run: Callable[[], None], reset: Callable[[], None] = lambda: None
+) -> tuple[float, float]:
+    """Return the best wall time of ``repeat`` runs and the CPU seconds of that run."""
+    tries = []
+    for _ in range(repeat):
+        reset()
+        started, cpu = time.perf_counter(), _cpu()
+        run()
+        tries.append((time.perf_counter() - started, _cpu() - cpu))
+    return min(tries)
+
+
+def command(store_url: str, env: dict[str, str], *args: str) -> Callable[[], None]:
+    def run() -> None:
+        subprocess.run(
+            [str(AEROMANCY), "--store", store_url, *args],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=env["BENCH_PROJECT"],
+        )
+
+    return run
+
+
+def naive(store_url: str) -> Callable[[], None]:
+    """Read every full record from the store, then build the same table."""
+
+    def run() -> None:
+        store = open_store(store_url)
+        records = store.list_run_records(PROJECT, namespace="tracked")
+        results_table(records, Query(all_runs=True))
+
+    return run
+
+
+def bench_store(
+    label: str, store_url: str, env: dict[str, str], repeat: int
+) -> list[tuple[str, str, tuple[float, float]]]:
+    cache = Path(env["AEROMANCY_CACHE"])
+
+    def clear() -> None:
+        shutil.rmtree(cache, ignore_errors=True)
+
+    csv_all = command(store_url, env, "results", "--all", "--format", "csv")
+    rows = [
+        (label, "results --all --format csv, cold", best(repeat, csv_all, clear)),
+        (label, "results --all --format csv, warm", best(repeat, csv_all)),
+        (
+            label,
+            "results --all (table), warm",
+            best(repeat, command(store_url, env, "results", "--all")),
+        ),
+        (
+            label,
+            "results (newest invocation), warm",
+            best(repeat, command(store_url, env, "results")),
+        ),
+        (label, "naive: read every record, in-process", best(1, naive(store_url))),
+    ]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="aeromancy-bench-exp-"))
+    server, endpoint = start_moto()
+    try:
+        project = scratch / "project"
+        project.mkdir()
+        (project / "pyproject.toml").write_text(f'[tool.aeromancy]\nproject = "{PROJECT}"\n')
+        env = {
+            **os.environ,
+            "AEROMANCY_CACHE": str(scratch / "cache"),
+            "BENCH_PROJECT": str(project),
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+        local_url = str(scratch / "store")
+        bucket = f"bench-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        s3_url = f"s3://{bucket}/store"
+        started = time.perf_counter()
+        fill(open_store(local_url), args.records)
+        fill(open_store(s3_url), args.records)
+        print(
+            f"wrote {args.records} records to each store in {time.perf_counter() - started:.1f} s"
+        )
+        rows = bench_store("local", local_url, env, args.repeat)
+        rows += bench_store("s3", s3_url, env, args.repeat)
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"\n`aeromancy results` over {args.records} run records (best of {args.repeat})")
+    print(f"{'store':<6} {'what':<42} {'wall s':>7} {'cpu s':>7} {'vs naive':>9}")
+    naive_time = {label: t[0] for label, what, t in rows if what.startswith("naive")}
+    for label, what, (wall, cpu) in rows:
+        ratio = wall / naive_time[label]
+        print(f"{label:<6} {what:<42} {wall:>7.2f} {cpu:>7.2f} {ratio:>8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
