@@ -67,7 +67,10 @@ class Backend(Protocol):
         """Write ``data`` at ``key`` only if nothing is there; return False if something was.
 
         Atomic: of concurrent creators exactly one wins, and readers never see a
-        partial object.
+        partial object. When the object already there holds exactly ``data``, this
+        returns True: it is this very write, retried after its answer was lost.
+        Callers make ``data`` unique (a manifest's nonce, a run id) so that the bytes
+        of two writers never coincide.
         """
         ...
 

@@ -83,7 +83,7 @@ class LocalBackend:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
-                return self._link_into_place(temp, key)
+                return self._link_into_place(temp, key) or self.read_bytes(key) == data
         finally:
             temp.unlink(missing_ok=True)
 

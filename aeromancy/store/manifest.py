@@ -57,9 +57,13 @@ class ArtifactVersion:
         """Return the total size of the version's files in bytes."""
         return sum(f.size for f in self.files)
 
-    def to_json(self) -> bytes:
-        """Return the manifest bytes stored at ``artifacts/<project>/<name>/v<N>.json``."""
-        document = {
+    def to_json(self, nonce: str | None = None) -> bytes:
+        """Return the manifest bytes stored at ``artifacts/<project>/<name>/v<N>.json``.
+
+        ``nonce``, when given, makes these bytes this publisher's alone, so that a
+        retried create can tell its own manifest from a rival's.
+        """
+        document: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "project": self.project,
             "name": self.name,
@@ -73,6 +77,8 @@ class ArtifactVersion:
             "run_id": self.run_id,
             "aeromancy_version": self.aeromancy_version,
         }
+        if nonce is not None:
+            document["nonce"] = nonce
         return json.dumps(document, indent=2, sort_keys=True).encode()
 
     @classmethod

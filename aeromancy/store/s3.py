@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
 import botocore.exceptions
 from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from boto3.s3.transfer import S3Transfer, TransferConfig
-from botocore.config import Config
 
 from aeromancy.errors import NotFound, StoreUnavailable, UsageError
 from aeromancy.store.backend import (
@@ -36,13 +33,16 @@ from aeromancy.store.backend import (
     reading_source,
 )
 from aeromancy.store.hashing import sha256_file
+from aeromancy.store.s3_client import make_client, max_attempts, timeout
+from aeromancy.store.s3_probe import (
+    PROBE_PREFIX,
+    conditional_writes,
+    single_writer,
+    unsafe_server,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-MAX_ATTEMPTS_ENV = "AEROMANCY_S3_MAX_ATTEMPTS"
-DEFAULT_MAX_ATTEMPTS = 5
-
 
 #: Files below this go up in one verified PUT (read into memory); larger ones in parts.
 MULTIPART_THRESHOLD = 16 << 20
@@ -67,24 +67,13 @@ def transfer_config() -> TransferConfig:
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
-
-
-def max_attempts() -> int:
-    """Return how many times one request is tried before the store counts as unavailable."""
-    text = os.environ.get(MAX_ATTEMPTS_ENV, "")
-    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_ATTEMPTS
-
-
-def make_client() -> S3Client:
-    """Return an S3 client with bounded standard-mode retries and a pool for many threads."""
-    config = Config(
-        # total_max_attempts counts the first try; botocore's max_attempts would not.
-        retries={"mode": "standard", "total_max_attempts": max_attempts()},
-        connect_timeout=10,
-        read_timeout=60,
-        max_pool_connections=64,
-    )
-    return boto3.session.Session().client("s3", config=config)
+#: A connection that breaks while an answer's body is read: read the object again.
+_BROKEN_BODY = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
 
 
 class S3Backend:
@@ -107,17 +96,37 @@ class S3Backend:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def read_bytes(self, key: str) -> bytes | None:
+        """Return the object's bytes; a body cut off midway is read again (bounded)."""
+        attempts = max_attempts()
         with self._translated():
-            try:
-                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-                return response["Body"].read()
-            except botocore.exceptions.ClientError as exc:
-                if _code(exc) in _MISSING_CODES:
-                    return None
-                raise
+            for attempt in range(1, attempts + 1):
+                try:
+                    response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                except botocore.exceptions.ClientError as exc:
+                    if _code(exc) in _MISSING_CODES:
+                        return None
+                    raise
+                try:
+                    return response["Body"].read()
+                except _BROKEN_BODY:
+                    if attempt == attempts:
+                        raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def create(self, key: str, data: bytes) -> bool:
+        """Create ``key`` if absent; True also when it already holds exactly ``data``.
+
+        The second case is our own write whose answer was lost (a reset, a timeout)
+        and that botocore sent again: callers make ``data`` unique (a nonce, a run
+        id), so identical bytes mean the same write. See :mod:`.s3_probe` for servers
+        that do not honour ``If-None-Match``.
+        """
         with self._translated():
+            if not self._conditional_puts():
+                if self.exists(key):
+                    return self.read_bytes(key) == data
+                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+                return True
             try:
                 self.client.put_object(
                     Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
@@ -127,14 +136,32 @@ class S3Backend:
                 # 409: a rival conditional write to this key is in flight; it will win or
                 # fail, and either way this number is not ours to take.
                 if _code(exc) in _CONFLICT_CODES:
-                    return False
+                    return self.read_bytes(key) == data
                 raise
+
+    def _conditional_puts(self) -> bool:
+        """Return True when the server honours ``If-None-Match: *``; refuse unsafe servers.
+
+        False only in the single-writer mode the user opted into.
+        """
+        verdict = conditional_writes(self.client, self.bucket, self._key(PROBE_PREFIX))
+        if verdict == "honoured":
+            return True
+        if single_writer():
+            return False
+        raise unsafe_server(self.endpoint(), verdict)
+
+    def endpoint(self) -> str:
+        """Return the server's URL, as messages name it."""
+        return str(self.client.meta.endpoint_url)
 
     def store_file(
         self, path: Path, destination: Destination, progress: ProgressCallback
     ) -> StoredBlob:
         with reading_source(path):
             before = FileState.of(path)
+        with self._translated():
+            self._conditional_puts()  # refuse an unsafe server before any blob goes up
         if before.size < MULTIPART_THRESHOLD:
             sha256_hex = self._put_small(path, before, destination)
             progress(before.size)
@@ -240,12 +267,23 @@ class S3Backend:
                 "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
             ) from exc
         except (
+            botocore.exceptions.ConnectTimeoutError,
+            botocore.exceptions.ReadTimeoutError,
+        ) as exc:
+            raise StoreUnavailable(
+                f"the S3 server at {self.endpoint()} did not answer within {timeout():g} s "
+                f"({max_attempts()} attempts) for {self.describe()}",
+                "check AWS_ENDPOINT_URL and the network, or raise AEROMANCY_S3_TIMEOUT",
+            ) from exc
+        except (
             botocore.exceptions.EndpointConnectionError,
             botocore.exceptions.ConnectionError,
             botocore.exceptions.HTTPClientError,
+            botocore.exceptions.IncompleteReadError,
         ) as exc:
             raise StoreUnavailable(
-                f"cannot reach {self.describe()} after {max_attempts()} attempts: {exc}",
+                f"cannot reach {self.describe()} at {self.endpoint()} after {max_attempts()} "
+                f"attempts: {exc}",
                 "check AWS_ENDPOINT_URL and the network, then try again",
             ) from exc
         except botocore.exceptions.ClientError as exc:
@@ -256,7 +294,7 @@ class S3Backend:
             if isinstance(cause, botocore.exceptions.ClientError):
                 raise _refused(self.describe(), cause) from exc
             raise StoreUnavailable(
-                f"transfer to {self.describe()} failed: {exc}",
+                f"transfer to {self.describe()} at {self.endpoint()} failed: {exc}",
                 "check the bucket, credentials and network, then try again",
             ) from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -54,7 +55,9 @@ def create_version(backend: Backend, draft: ArtifactVersion) -> ArtifactVersion:
     for _ in range(MAX_CREATE_ATTEMPTS):
         version = dataclasses.replace(draft, version=number, created=utc_now())
         key = manifest_key(version.namespace, version.project, version.name, number)
-        if backend.create(key, version.to_json()):
+        # The nonce tells our own manifest (a create whose answer was lost, then
+        # retried) from a rival's that took the number: see Backend.create.
+        if backend.create(key, version.to_json(nonce=uuid.uuid4().hex)):
             return version
         number += 1
     raise InfrastructureError(

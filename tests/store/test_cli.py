@@ -171,7 +171,8 @@ def test_unreachable_store_exits_3_after_retries(
 
     for result in results:
         assert result.exit_code == 3, result.output
-        assert "cannot reach s3://bucket/store after 2 attempts" in result.stderr
+        expected = f"cannot reach s3://bucket/store at http://127.0.0.1:{port} after 2 attempts"
+        assert expected in result.stderr
     assert time.monotonic() - started < 30
 
 

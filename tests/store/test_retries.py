@@ -8,13 +8,10 @@ in boto3 or botocore is patched; the retries are botocore's own.
 
 from __future__ import annotations
 
-import http.client
 import os
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
 import pytest
 
@@ -28,31 +25,29 @@ SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
-class FlakyProxy(ThreadingHTTPServer):
-    """Forwards HTTP to ``upstream``, failing requests as ``how`` says (503 or drop).
+class FailSome:
+    """Decides, for the proxy, which requests fail: as ``how`` says (503 or drop).
 
     With ``every=N``, every N-th distinct request fails once and its retries pass,
     so that a push succeeds however the concurrent requests interleave. With
     ``every=1``, every request fails, retries included.
     """
 
-    daemon_threads = True
-
-    def __init__(self, upstream: str, every: int, how: str) -> None:
-        super().__init__(("127.0.0.1", 0), FlakyHandler)
-        parsed = urlparse(upstream)
-        self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+    def __init__(self, every: int, how: str) -> None:
         self.every, self.how = every, how
         self.requests = self.failed = 0
         self.failed_once: set[tuple[str, str]] = set()
         self.lock = threading.Lock()
+        self.url = ""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+    def __call__(self, request: Any) -> str | tuple[str, int, bytes]:
+        if not self.should_fail(request.method, request.path):
+            return "forward"
+        if self.how == "drop":
+            return "drop"  # close without a word: the client sees the connection go
+        return ("answer", 503, SLOW_DOWN)
 
     def should_fail(self, method: str, path: str) -> bool:
         with self.lock:
@@ -66,76 +61,16 @@ class FlakyProxy(ThreadingHTTPServer):
             return fail
 
 
-class FlakyHandler(BaseHTTPRequestHandler):
-    server: FlakyProxy
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-    def relay(self) -> None:
-        body = self.read_body()
-        if self.server.should_fail(self.command, self.path):
-            self.fail()
-        else:
-            self.forward(body)
-
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = relay
-
-    def read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while size := int(self.rfile.readline().split(b";")[0], 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline() not in (b"\r\n", b""):
-                pass
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
-
-    def fail(self) -> None:
-        self.close_connection = True
-        if self.server.how == "drop":
-            return  # close without a word: the client sees the connection go
-        self.send_response(503)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(SLOW_DOWN)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(SLOW_DOWN)
-
-    def forward(self, body: bytes) -> None:
-        upstream = http.client.HTTPConnection(*self.server.upstream, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers["Content-Length"] = str(len(body))
-        upstream.request(self.command, self.path, body=body, headers=headers)
-        response = upstream.getresponse()
-        payload = response.read()
-        self.send_response(response.status)
-        for key, value in response.getheaders():
-            if key.lower() not in HOP_BY_HOP:
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-        upstream.close()
-
-
 @pytest.fixture
-def proxy_for(s3_server: str) -> Iterator[object]:
-    started: list[FlakyProxy] = []
+def proxy_for(s3_proxy: Any) -> Any:
+    """Return start(every, how): a proxy in front of moto failing some requests."""
 
-    def start(every: int, how: str) -> FlakyProxy:
-        proxy = FlakyProxy(s3_server, every, how)
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
-        started.append(proxy)
-        return proxy
+    def start(every: int, how: str) -> FailSome:
+        rule = FailSome(every, how)
+        rule.url = s3_proxy(rule).url
+        return rule
 
-    yield start
-    for proxy in started:
-        proxy.shutdown()
-        proxy.server_close()
+    return start
 
 
 def make_data(root: Path) -> dict[str, bytes]:
