@@ -1,0 +1,114 @@
+"""Fixtures of the environment image tests: small images of random layers, and the
+launcher's project fixtures.
+
+- ``make_image``: builds an image ``FROM scratch`` (or from another one it made) with
+  one layer of random bytes per size given, labelled ``aeromancy.test=environments``;
+  every image it made is removed at the end of the test, by id, newest first. The
+  tests touch no other image.
+- ``base_image``, ``make_project`` and the launcher cache come from the launcher
+  suite's conftest, loaded from its file (the suites are not packages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import tarfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from aeromancy.environments.shelf import STORE_IMAGES_ENV
+
+TEST_LABEL = {"aeromancy.test": "environments"}
+
+
+def _launcher_fixtures() -> object:
+    path = Path(__file__).parents[1] / "launcher" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("launcher_fixtures", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_launcher = _launcher_fixtures()
+base_image = _launcher.base_image  # type: ignore[attr-defined]
+session_launcher_cache = _launcher.session_launcher_cache  # type: ignore[attr-defined]
+launcher_cache = _launcher.launcher_cache  # type: ignore[attr-defined]
+make_project = _launcher.make_project  # type: ignore[attr-defined]
+base_image_name = _launcher.base_image_name  # type: ignore[attr-defined]
+git = _launcher.git  # type: ignore[attr-defined]
+commit = _launcher.commit  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def store_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Save and load environment images through the store (the suite-wide default is off)."""
+    monkeypatch.setenv(STORE_IMAGES_ENV, "1")
+
+
+def _engine() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException:
+        pytest.skip("no Docker engine answers (start dockerd or set DOCKER_HOST)")
+    return client
+
+
+ImageFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_image() -> Iterator[ImageFactory]:
+    """Yield ``make(*megabytes, parent=None) -> image id``; remove the images made."""
+    client = _engine()
+    made: list[str] = []
+
+    def make(*megabytes: float, parent: str | None = None) -> str:
+        context = io.BytesIO()
+        lines = [f"FROM {parent or 'scratch'}"]
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            for number, size in enumerate(megabytes):
+                data = os.urandom(int(size * 1_000_000))
+                info = tarfile.TarInfo(f"layer{number}.bin")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                lines.append(f"COPY layer{number}.bin /data/{uuid.uuid4().hex}.bin")
+            dockerfile = "\n".join(lines).encode() + b"\n"
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(dockerfile)
+            tar.addfile(info, io.BytesIO(dockerfile))
+        context.seek(0)
+        image, _ = client.images.build(
+            fileobj=context, custom_context=True, labels=TEST_LABEL, rm=True, network_mode="none"
+        )
+        made.append(str(image.id))
+        return str(image.id)
+
+    yield make
+    for image_id in reversed(made):
+        remove_image(image_id)
+
+
+def remove_image(image_id: str) -> None:
+    """Remove one image this suite made (all its tags), if it is still there."""
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        docker.from_env().images.remove(image_id, force=True)
+
+
+def image_exists(image_id: str) -> bool:
+    """Return True when the engine has ``image_id``."""
+    try:
+        docker.from_env().images.get(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
