@@ -2,6 +2,8 @@
 
 - Every test gets its own cache and XDG directories, and dummy AWS credentials, so
   nothing reads or writes the real home directory or reaches a real AWS account.
+  Environment images are not saved into stores (``AEROMANCY_STORE_IMAGES=0``) except
+  in tests/environments.
 - ``s3_server``: moto's standalone S3 server, a real HTTP server in a subprocess on a
   free loopback port, started once per session; yields its endpoint URL.
 - ``s3_store_url``: a fresh bucket (versioning off) on that server; returns
@@ -44,6 +46,9 @@ def isolated_environment(
     for variable in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(variable, str(home / variable.lower()))
     monkeypatch.delenv("AEROMANCY_STORE", raising=False)
+    # Saving every test's images into its fresh store would copy ~0.5 GB per tracked run;
+    # tests/environments turns it back on where that is what is tested.
+    monkeypatch.setenv("AEROMANCY_STORE_IMAGES", "0")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(variable, raising=False)

@@ -67,12 +67,13 @@ def run_committed(
         run_container,
     )
     from aeromancy.launcher.image import ensure_image, plan_image
+    from aeromancy.store import open_store
 
     check_extra_env_vars(options, os.environ)  # before a build, not after
 
     packages = (*settings.debian_packages, *options.extra_debian_packages)
     recipe = plan_image(settings.project, committed, settings.base_image, packages, console)
-    image = ensure_image(recipe, console)
+    image = ensure_image(recipe, console, open_store(settings.store))
     identity = run_identity(settings.root, image, identity_overrides or {})
     spec = ContainerSpec(image.id, settings, options, identity, invocation or new_invocation_id())
     return run_container(spec)

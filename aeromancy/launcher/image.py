@@ -25,6 +25,7 @@ import docker.errors
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from aeromancy.environments.shelf import ImageShelf
 from aeromancy.errors import ImageBuildError, InfrastructureError
 from aeromancy.launcher import debian
 from aeromancy.launcher.baseimage import BaseImage, resolve_base_image
@@ -35,6 +36,7 @@ from aeromancy.launcher.lockfile import LOCKFILE, export_requirements
 from aeromancy.launcher.pins import merge_pins, parse_requirements
 from aeromancy.launcher.selfdist import SELF_NAME, resolve_self, self_identity, source_checkout
 from aeromancy.launcher.wheelhouse import ensure_wheels
+from aeromancy.store import Store
 
 log = logging.getLogger(__name__)
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
@@ -91,20 +93,30 @@ def repository_name(project: str) -> str:
     return f"aeromancy/{cleaned}"
 
 
-def ensure_image(recipe: ImageRecipe, console: Console) -> RunImage:
-    """Return the image of ``recipe``, building it only when no image has its tag."""
+def ensure_image(recipe: ImageRecipe, console: Console, store: Store | None = None) -> RunImage:
+    """Return the image of ``recipe``, building it only when no image has its tag.
+
+    With a ``store``, an image missing here is loaded from the store's saved images
+    instead of built, and each image used is saved there unless it is already.
+    """
     head, tail = split_at_code(recipe.dockerfile)
     dependencies = dependency_tag(recipe, head)
-    existing = _image_id(recipe.tag)
+    shelf = ImageShelf(store, console)
+    existing = _image_id(recipe.tag) or shelf.load(dependencies, recipe.tag)
     if existing:
-        return RunImage(recipe, existing, built=False, environment_id=_image_id(dependencies))
+        environment_id = _image_id(dependencies)
+        shelf.keep(dependencies, environment_id)
+        shelf.keep(recipe.tag, existing)
+        return RunImage(recipe, existing, built=False, environment_id=environment_id)
     # Two builds: the dependency image (everything before the code), found by its own tag,
     # then the code on top. A code-only commit sends only the code and builds one layer.
-    environment_id = _image_id(dependencies)
+    environment_id = _image_id(dependencies) or shelf.load(dependencies)
     if not environment_id:
         environment_id = _build(dependencies, _dependency_context(recipe, head, console), console)
+    shelf.keep(dependencies, environment_id)
     code_dockerfile = f"FROM {dependencies}\n{tail}"
     image_id = _build(recipe.tag, _code_context(recipe, code_dockerfile), console)
+    shelf.keep(recipe.tag, image_id)
     return RunImage(recipe, image_id, built=True, environment_id=environment_id)
 
 

@@ -50,7 +50,7 @@ commit = _launcher.commit  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)
-def store_images(monkeypatch: pytest.MonkeyPatch) -> None:
+def store_images(monkeypatch: pytest.MonkeyPatch, isolated_environment: Path) -> None:
     """Save and load environment images through the store (the suite-wide default is off)."""
     monkeypatch.setenv(STORE_IMAGES_ENV, "1")
 
@@ -99,10 +99,13 @@ def make_image() -> Iterator[ImageFactory]:
         remove_image(image_id)
 
 
-def remove_image(image_id: str) -> None:
-    """Remove one image this suite made (all its tags), if it is still there."""
+def remove_image(image_id: str, *, prune: bool = True) -> None:
+    """Remove one image this suite made (all its tags), if it is still there.
+
+    ``prune=False`` keeps its untagged parents: build-cache images another build may share.
+    """
     with contextlib.suppress(docker.errors.ImageNotFound):
-        docker.from_env().images.remove(image_id, force=True)
+        docker.from_env().images.remove(image_id, force=True, noprune=not prune)
 
 
 def image_exists(image_id: str) -> bool:
