@@ -11,7 +11,12 @@ import os
 import docker.errors
 from rich.console import Console
 
-from aeromancy.environments.load import load_image, local_image_id, tagged_image
+from aeromancy.environments.load import (
+    load_image,
+    local_image_id,
+    read_stored_image,
+    tagged_image,
+)
 from aeromancy.environments.save import SaveReport, save_image
 from aeromancy.errors import InfrastructureError
 from aeromancy.launcher.engine import docker_client
@@ -38,6 +43,16 @@ class ImageShelf:
         for tag in tags:
             image_id = local_image_id(tag) or self._load_tag(tag)
         return image_id
+
+    def load_ids(self, *image_ids: str) -> bool:
+        """Make each image local by id, loading it from the store; False if one is in neither."""
+        for image_id in image_ids:
+            if local_image_id(image_id):
+                continue
+            if self.store is None or read_stored_image(self.store, image_id) is None:
+                return False
+            load_image(self.store, image_id, self.console)
+        return True
 
     def keep(self, tag: str, image_id: str) -> SaveReport | None:
         """Save ``image_id`` (tagged ``tag``) into the store unless it is there already."""

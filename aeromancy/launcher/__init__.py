@@ -55,10 +55,13 @@ def run_committed(
     *,
     identity_overrides: dict[str, str] | None = None,
     invocation: str | None = None,
+    images: tuple[str, str] | None = None,
 ) -> int:
     """Build (or reuse) the image of ``committed`` and run ``options`` in it; return the code.
 
     ``invocation`` (default: a fresh id) becomes the ``group`` of every run record written.
+    ``images`` (a rerun's recorded run image and environment image ids, both local) are
+    run instead of the recipe's image.
     """
     from aeromancy.launcher.container import (
         ContainerSpec,
@@ -66,14 +69,17 @@ def run_committed(
         new_invocation_id,
         run_container,
     )
-    from aeromancy.launcher.image import ensure_image, plan_image
+    from aeromancy.launcher.image import RunImage, ensure_image, plan_image
     from aeromancy.store import open_store
 
     check_extra_env_vars(options, os.environ)  # before a build, not after
 
     packages = (*settings.debian_packages, *options.extra_debian_packages)
     recipe = plan_image(settings.project, committed, settings.base_image, packages, console)
-    image = ensure_image(recipe, console, open_store(settings.store))
+    if images is None:
+        image = ensure_image(recipe, console, open_store(settings.store))
+    else:
+        image = RunImage(recipe, images[0], built=False, environment_id=images[1])
     identity = run_identity(settings.root, image, identity_overrides or {})
     spec = ContainerSpec(image.id, settings, options, identity, invocation or new_invocation_id())
     return run_container(spec)

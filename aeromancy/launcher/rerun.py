@@ -2,13 +2,18 @@
 
 The recorded commit is checked out into a temporary git worktree (the user's own
 tree is neither used nor touched), every input is pinned to its recorded version,
-the task gets its recorded config, and the image is reused or rebuilt from that
-commit. ``--verify`` then compares every output file's sha256 with the original's.
+the task gets its recorded config, and the recorded image runs it: the local one,
+else the one saved in the store. Only where it is in neither is the image rebuilt
+from that commit, which is said in one line. ``--verify`` then compares every output
+file's sha256 with the original's (and, after a rebuild, names the environment facts
+that differ). W&B runs go where the project's own do (``$WANDB_DIR``, else the
+project's ``wandb/``), never into the temporary worktree.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -27,6 +32,7 @@ from aeromancy.launcher.lockfile import check_lockfile
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import Settings, load_settings
 from aeromancy.store import Store
+from aeromancy.tracking.wandb_setup import wandb_dir
 
 
 def rerun(
@@ -49,7 +55,15 @@ def rerun(
         raise UsageError(f"run {run_id} recorded no git commit", "only tracked runs can be rerun")
     repo_root, subdir = _repository_of(settings.root, commit)
     invocation = new_invocation_id()
-    with _worktree(repo_root, commit) as worktree:
+    images = recorded_images(store, record, console)
+    if images is None:
+        console.print(
+            f"environment rebuilt: image {_short(str(record.get('image_id') or 'unknown'))} "
+            f"of run {run_id} is neither on this Docker engine nor in the store "
+            f"{store.describe()}; using the image commit {commit[:12]} builds",
+            markup=False,
+        )
+    with _worktree(repo_root, commit) as worktree, _project_wandb_dir(settings.root):
         project_root = worktree / subdir
         committed = check_committed_tree(project_root, allow_detached=True)
         check_lockfile(project_root, committed)
@@ -71,6 +85,7 @@ def rerun(
             console,
             identity_overrides=overrides,
             invocation=invocation,
+            images=images,
         )
     if code != 0 or not verify:
         return code
@@ -78,13 +93,43 @@ def rerun(
     differences = compare_outputs(store, record, again)
     if not differences:
         console.print(f"reproduced: run {again['run_id']} matches {run_id} file for file")
-        return 0
-    console.print(f"[red]not reproduced[/]: run {again['run_id']} differs from {run_id}")
-    for difference in [*differences, *compare_environments(record, again)]:
+    else:
+        console.print(f"[red]not reproduced[/]: run {again['run_id']} differs from {run_id}")
+        _print_differences(console, differences)
+    facts = compare_environments(record, again)
+    if images is None:
+        console.print("environment rebuilt" + ("" if facts else ": no recorded fact differs"))
+        _print_differences(console, facts)
+    elif differences:
+        _print_differences(console, facts)
+    return 1 if differences else 0
+
+
+def recorded_images(
+    store: Store, record: Mapping[str, Any], console: Console
+) -> tuple[str, str] | None:
+    """Return the recorded (run image, environment image) ids once both are local.
+
+    Each is loaded from the store when this engine lacks it; None when either is in
+    neither place (or the record names none), so the image must be rebuilt.
+    """
+    from aeromancy.environments.shelf import ImageShelf
+
+    image_id = str(record.get("image_id") or "")
+    environment_id = str(record.get("environment_image_id") or "")
+    if not image_id:
+        return None
+    wanted = (environment_id, image_id) if environment_id else (image_id,)
+    if not ImageShelf(store, console).load_ids(*wanted):
+        return None
+    return image_id, environment_id
+
+
+def _print_differences(console: Console, differences: list[Difference]) -> None:
+    for difference in differences:
         console.print(
             f"  {difference.what}: {difference.original} -> {difference.rerun}", markup=False
         )
-    return 1
 
 
 def config_overrides(task: str, config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -112,6 +157,23 @@ def _repository_of(project_root: Path, commit: str) -> tuple[Path, str]:
         )
     subdir = project_root.resolve().relative_to(repo_root.resolve())
     return repo_root, subdir.as_posix()
+
+
+@contextmanager
+def _project_wandb_dir(project_root: Path) -> Iterator[None]:
+    """Point W&B at the project's own directory while the rerun runs from a worktree.
+
+    W&B writes ``<WANDB_DIR>/wandb``; unset, that would be the temporary worktree,
+    deleted afterwards with the rerun's offline W&B run in it.
+    """
+    if os.environ.get("WANDB_DIR"):
+        yield
+        return
+    os.environ["WANDB_DIR"] = str(wandb_dir(project_root))
+    try:
+        yield
+    finally:
+        os.environ.pop("WANDB_DIR", None)
 
 
 @contextmanager

@@ -5,6 +5,9 @@ launcher's project fixtures.
   one layer of random bytes per size given, labelled ``aeromancy.test=environments``;
   every image it made is removed at the end of the test, by id, newest first. The
   tests touch no other image.
+- ``project``: a committed one-task project whose images are the test's own (a label
+  in its Dockerfile.template), with helpers to run ``aeromancy`` on it and to forget
+  its images.
 - ``base_image``, ``make_project`` and the launcher cache come from the launcher
   suite's conftest, loaded from its file (the suites are not packages).
 """
@@ -15,16 +18,21 @@ import contextlib
 import importlib.util
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
 import pytest
 
 from aeromancy.environments.shelf import STORE_IMAGES_ENV
+from aeromancy.launcher.dockerfile import default_template
+from aeromancy.store import open_store
 
 TEST_LABEL = {"aeromancy.test": "environments"}
 
@@ -115,3 +123,63 @@ def image_exists(image_id: str) -> bool:
     except docker.errors.ImageNotFound:
         return False
     return True
+
+
+# -- tracked runs of a project whose images are the test's own ----------------------
+
+AEROMANCY = str(Path(sys.executable).parent / "aeromancy")
+ProjectFactory = Callable[..., Path]
+
+
+def unique_template() -> str:
+    """Return the default template with a label of its own before the code block.
+
+    A LABEL adds no layer: the dependency image gets an id (and config) of its own,
+    so removing it cannot touch an image another test or session uses.
+    """
+    marker = "{{ project_code }}"
+    label = f"LABEL aeromancy.test=environments aeromancy.test.nonce={uuid.uuid4().hex}\n"
+    return default_template().replace(marker, label + marker)
+
+
+def aeromancy(
+    root: Path, store: str, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``aeromancy`` command in ``root``; return the finished process."""
+    return subprocess.run(
+        [AEROMANCY, "--store", store, *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+        check=False,
+    )
+
+
+def records(store: str) -> list[dict[str, Any]]:
+    """Return the demo project's tracked run records, oldest first."""
+    found = open_store(store).list_run_records("demo")
+    return sorted(found, key=lambda record: str(record["started"]))
+
+
+def forget_images(record: Mapping[str, Any]) -> None:
+    """Remove the run image and the dependency image of ``record`` (both made here)."""
+    for image_id in (record["image_id"], record["environment_image_id"]):
+        remove_image(str(image_id), prune=False)
+        assert not image_exists(str(image_id))
+
+
+def fresh_machine(tmp_path: Path) -> dict[str, str]:
+    """Return the variables of a machine with empty launcher and read caches."""
+    machine = tmp_path / f"machine-{uuid.uuid4().hex[:6]}"
+    return {
+        "AEROMANCY_LAUNCHER_CACHE": str(machine / "launcher-cache"),
+        "AEROMANCY_CACHE": str(machine / "read-cache"),
+    }
+
+
+@pytest.fixture
+def project(make_project: ProjectFactory) -> Path:
+    """Return a committed one-task project whose images are this test's own."""
+    return make_project(files={"Dockerfile.template": unique_template()})

@@ -37,7 +37,7 @@ def diff_ids(image_id: str) -> list[str]:
 
 
 def test_saved_image_loads_back_with_the_identical_id(
-    store_url: str, make_image: ImageFactory
+    store_url: str, make_image: ImageFactory, tmp_path: Path
 ) -> None:
     store = open_store(store_url)
     image_id = make_image(3, 2)
@@ -57,7 +57,7 @@ def test_saved_image_loads_back_with_the_identical_id(
 
     remove_image(image_id)
     assert not image_exists(image_id)
-    fresh = open_store(store_url, cache_dir=Path(store_url).parent / "other-cache")
+    fresh = open_store(store_url, cache_dir=tmp_path / "another-machine-cache")
     loaded = load_image(fresh, image_id, console)
 
     assert loaded == image_id
