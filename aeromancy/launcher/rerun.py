@@ -25,7 +25,12 @@ from typing import Any
 from rich.console import Console
 
 from aeromancy.errors import NotFound, UsageError
-from aeromancy.experiments.compare import compare_environments, compare_outputs
+from aeromancy.experiments.compare import (
+    Difference,
+    compare_environments,
+    compare_outputs,
+    short,
+)
 from aeromancy.launcher.container import new_invocation_id
 from aeromancy.launcher.git_gate import check_committed_tree, git
 from aeromancy.launcher.lockfile import check_lockfile
@@ -58,7 +63,7 @@ def rerun(
     images = recorded_images(store, record, console)
     if images is None:
         console.print(
-            f"environment rebuilt: image {_short(str(record.get('image_id') or 'unknown'))} "
+            f"environment rebuilt: image {short(str(record.get('image_id') or 'unknown'))} "
             f"of run {run_id} is neither on this Docker engine nor in the store "
             f"{store.describe()}; using the image commit {commit[:12]} builds",
             markup=False,
