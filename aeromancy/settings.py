@@ -58,6 +58,7 @@ class Settings:
     docker_run_args: tuple[str, ...] = ()
     env_passthrough: tuple[str, ...] = ()
     tracker: str | None = None  # the project's default tracker; None = the built-in default
+    image_repository: str = ""  # the Docker repository of the images; '' = aeromancy/<project>
 
 
 def find_project_root(start: Path) -> Path | None:
@@ -123,4 +124,5 @@ def load_settings(start: Path | None = None, store: str | None = None) -> Settin
         docker_run_args=_str_list(tool.get("docker_run_args", []), "docker_run_args"),
         env_passthrough=_str_list(tool.get("env_passthrough", []), "env_passthrough"),
         tracker=_tracker(tool.get("tracker")),
+        image_repository=str(tool.get("image_repository") or ""),
     )

@@ -42,6 +42,10 @@ COMMANDS: dict[str, Entry] = {
         " outputs.",
     ),
     "graph": Entry("inspect:graph", "Draw the task graph (text, dot, mermaid or png)."),
+    "images": Entry(
+        "images:images",
+        "List the project's environment images, local and stored, with the runs using them.",
+    ),
     "init": Entry("init:init", "Create a new project in DIR (default: here) that runs at once."),
     "lineage": Entry("inspect:lineage", "Show the lineage tree of an artifact version."),
     "list": Entry("inspect:list_tasks", "List the tasks and whether each is up to date."),

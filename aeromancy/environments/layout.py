@@ -14,12 +14,24 @@ from __future__ import annotations
 
 import re
 
-from aeromancy.errors import InvalidName
+from aeromancy.errors import InvalidName, UsageError
 
 IMAGES_PREFIX = "images/"
 TAGS_PREFIX = "images/tags/"
 _IMAGE_ID = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
-_TAG = re.compile(r"([a-z0-9]+(?:[._/-][a-z0-9]+)*):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})")
+_REPOSITORY = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+_TAG = re.compile(rf"({_REPOSITORY}):([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")
+
+
+def check_repository(name: str) -> str:
+    """Return ``name`` if Docker accepts it as a repository; raise UsageError otherwise."""
+    if re.fullmatch(_REPOSITORY, name) is None or len(name) > 255:
+        raise UsageError(
+            f"[tool.aeromancy] image_repository {name!r} is not a Docker repository name",
+            "use lower-case letters and digits, with . _ - inside a part and / between "
+            "parts, e.g. aeromancy/my-project",
+        )
+    return name
 
 
 def image_hex(image_id: str) -> str:

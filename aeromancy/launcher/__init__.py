@@ -75,7 +75,10 @@ def run_committed(
     check_extra_env_vars(options, os.environ)  # before a build, not after
 
     packages = (*settings.debian_packages, *options.extra_debian_packages)
-    recipe = plan_image(settings.project, committed, settings.base_image, packages, console)
+    recipe = plan_image(
+        settings.project, committed, settings.base_image, packages, console,
+        repository=settings.image_repository,
+    )  # fmt: skip
     if images is None:
         image = ensure_image(recipe, console, open_store(settings.store))
     else:

@@ -25,6 +25,7 @@ import docker.errors
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from aeromancy.environments.layout import check_repository
 from aeromancy.environments.shelf import ImageShelf
 from aeromancy.errors import ImageBuildError, InfrastructureError
 from aeromancy.launcher import debian
@@ -53,6 +54,7 @@ class ImageRecipe:
     dockerfile: str
     lockfile_hash: str
     tag: str
+    repository: str = ""  # '' means repository_name(project)
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,15 @@ def plan_image(
     base_image: str,
     debian_packages: Sequence[str],
     console: Console,
+    *,
+    repository: str = "",
 ) -> ImageRecipe:
-    """Return the recipe of the image for ``committed`` (no build, no download)."""
+    """Return the recipe of the image for ``committed`` (no build, no download).
+
+    Images are named ``repository`` (``[tool.aeromancy] image_repository``), by default
+    ``aeromancy/<project>``.
+    """
+    repository = check_repository(repository) if repository else repository_name(project)
     packages = tuple(sorted(set(debian_packages)))
     debian.check_package_names(packages)
     base = resolve_base_image(base_image, console)
@@ -83,8 +92,10 @@ def plan_image(
     digest = hashlib.sha256()
     for part in (base.id, dockerfile, lockfile_hash, self_identity(), committed.tree):
         digest.update(part.encode() + b"\0")
-    tag = f"{repository_name(project)}:{digest.hexdigest()[:24]}"
-    return ImageRecipe(project, committed, base, packages, dockerfile, lockfile_hash, tag)
+    tag = f"{repository}:{digest.hexdigest()[:24]}"
+    return ImageRecipe(
+        project, committed, base, packages, dockerfile, lockfile_hash, tag, repository
+    )
 
 
 def repository_name(project: str) -> str:
@@ -125,7 +136,8 @@ def dependency_tag(recipe: ImageRecipe, head: str) -> str:
     digest = hashlib.sha256()
     for part in (recipe.base.id, head, recipe.lockfile_hash, self_identity()):
         digest.update(part.encode() + b"\0")
-    return f"{repository_name(recipe.project)}:deps-{digest.hexdigest()[:24]}"
+    repository = recipe.repository or repository_name(recipe.project)
+    return f"{repository}:deps-{digest.hexdigest()[:24]}"
 
 
 def _image_id(tag: str) -> str:
