@@ -202,7 +202,7 @@ tracker_option = click.option(
     "--tracker",
     type=click.Choice(TRACKERS),
     default=None,
-    help="wandb or none. Default: [tool.aeromancy] tracker, else wandb; none with --dev.",
+    help="wandb, mlflow or none. Default: [tool.aeromancy] tracker, else wandb; none with --dev.",
 )
 env_var_option = click.option(
     "--extra-env-var",

@@ -10,6 +10,7 @@ from aeromancy.cli.output import stderr_console
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.tracking import sync as wandb_sync
+from aeromancy.tracking.mlflow import is_mlflow_path
 from aeromancy.tracking.wandb_setup import resolve_mode, runs_dir
 
 NAMESPACES = ("tracked", "dev")
@@ -45,7 +46,7 @@ def sync(ctx: click.Context, upload: bool) -> None:
         str(record["wandb_run"])
         for namespace in NAMESPACES
         for record in state.store.list_run_records(settings.project, namespace)
-        if record.get("wandb_run")
+        if record.get("wandb_run") and not is_mlflow_path(str(record["wandb_run"]))
     ]
     api = wandb_sync.open_api()
     with console.status(f"linking the inputs of {len(paths)} W&B run(s)"):

@@ -34,7 +34,7 @@ from aeromancy.run_options import RunOptions
 from aeromancy.settings import CACHE_ENV, STORE_ENV, Settings, default_cache_dir
 from aeromancy.tracking.wandb_setup import RUNS_DIRNAME, prepare_runs_dir, resolve_mode, runs_dir
 
-# Passed through when set on the host: boto3's and W&B's standard variables.
+# Passed through when set on the host: boto3's, W&B's and MLflow's standard variables.
 CREDENTIAL_VARS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -48,6 +48,11 @@ CREDENTIAL_VARS = (
     "WANDB_ENTITY",
     "WANDB_BASE_URL",
     "WANDB_DIR",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_INSECURE_TLS",
 )
 CONTAINER_ROOT = "/app"  # where the image holds the project (WORKDIR of the template)
 STOP_GRACE_SECONDS = 10

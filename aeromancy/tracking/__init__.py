@@ -1,15 +1,19 @@
-"""Experiment trackers (W&B, none) behind one protocol, and environment capture."""
+"""Experiment trackers (W&B, MLflow, none) behind one protocol, and environment capture."""
 
 from __future__ import annotations
 
 from aeromancy.errors import UsageError
 from aeromancy.tracking.base import Tracker
 
-TRACKERS = ("wandb", "none")
+TRACKERS = ("wandb", "mlflow", "none")
 
 
 def make_tracker(name: str) -> Tracker:
-    """Return the tracker called ``name`` (``wandb`` or ``none``); raise UsageError for another."""
+    """Return the tracker called ``name`` (``wandb``, ``mlflow`` or ``none``).
+
+    Raises UsageError for an unknown name, or when the tracker's library or settings
+    are missing (``mlflow`` without the ``aeromancy[mlflow]`` extra or a tracking URI).
+    """
     if name == "none":
         from aeromancy.tracking.none import NoneTracker
 
@@ -18,4 +22,8 @@ def make_tracker(name: str) -> Tracker:
         from aeromancy.tracking.wandb import WandbTracker
 
         return WandbTracker()
+    if name == "mlflow":
+        from aeromancy.tracking.mlflow import MlflowTracker
+
+        return MlflowTracker()
     raise UsageError(f"unknown tracker {name!r}", f"use one of: {', '.join(TRACKERS)}")

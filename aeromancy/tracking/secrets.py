@@ -1,7 +1,7 @@
 """What of the process environment may be recorded, and how credentials are kept out of it.
 
-Run records and W&B runs never copy the environment wholesale: it holds AWS keys,
-W&B API keys and whatever the user passes through with ``--extra-env-var``. Only the
+Run records and tracker runs never copy the environment wholesale: it holds AWS keys,
+W&B API keys, MLflow passwords and whatever the user passes with ``--extra-env-var``. Only the
 variables on :data:`RECORDABLE_VARIABLES` are recorded, and URL-valued ones are
 recorded with their credentials (user info, query string) replaced by ``***``.
 """
@@ -27,6 +27,7 @@ RECORDABLE_VARIABLES = (
     "WANDB_ENTITY",
     "WANDB_BASE_URL",
     "WANDB_DIR",
+    "MLFLOW_TRACKING_URI",
 )
 
 

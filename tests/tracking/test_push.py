@@ -199,7 +199,7 @@ def test_an_unknown_tracker_setting_refuses_before_pushing(tmp_path: Path) -> No
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert "tracker = 'neptune' is not a tracker" in done.stderr
-    assert "wandb, none" in done.stderr
+    assert "wandb, mlflow, none" in done.stderr
     assert not (tmp_path / "store" / "artifacts").exists()
 
 
