@@ -7,10 +7,6 @@ record never names a version that does not exist.
 
 from __future__ import annotations
 
-import os
-import shutil
-import stat
-import tempfile
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -21,6 +17,7 @@ from aeromancy import __version__
 from aeromancy.context import Context, SavedOutput
 from aeromancy.errors import AeromancyError, InfrastructureError, UsageError
 from aeromancy.experiments.metrics import MetricSummary
+from aeromancy.leftovers import remove_tree, task_dir
 from aeromancy.outcomes import Outcome, TaskResult
 from aeromancy.records import (
     FAILED,
@@ -78,7 +75,7 @@ class TaskRun:
             list(self.inputs.values()),
         )
         tracked = self.ex.tracker.start(info)
-        scratch = Path(tempfile.mkdtemp(prefix=f"aeromancy-{self.spec.name}-"))
+        scratch = task_dir(self.spec.name)  # named by its owner: swept if we are killed
         try:
             error, saved = self._call(scratch, tracked.log)
             outputs: list[ArtifactVersion] = []
@@ -92,7 +89,7 @@ class TaskRun:
                         self.infrastructure = exc
                     error = f"publishing outputs failed: {exc}"
         finally:
-            _remove_tree(scratch)
+            remove_tree(scratch)
         if outputs:
             uris = {f.sha256: self.ex.store.blob_uri(f.sha256) for v in outputs for f in v.files}
             tracked.log_outputs(outputs, uris)
@@ -199,17 +196,3 @@ class TaskRun:
             "metric_summary": self.metric_summary.as_record(),
             "aeromancy_version": __version__,
         }
-
-
-def _remove_tree(path: Path) -> None:
-    """Delete a scratch tree, first making its read-only directories (inputs) writable.
-
-    Only directories are touched: files may be hard links into the read cache, whose
-    read-only mode must stay.
-    """
-    for directory, subdirectories, _ in os.walk(path):
-        for sub in subdirectories:
-            target = os.path.join(directory, sub)
-            if not os.path.islink(target):
-                os.chmod(target, stat.S_IRWXU)
-    shutil.rmtree(path, ignore_errors=True)

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from aeromancy.errors import NotFound, StoreDamaged
+from aeromancy.leftovers import owner, sweep_files
 from aeromancy.settings import CACHE_ENV
 from aeromancy.store.backend import Backend, ProgressCallback
 from aeromancy.store.diskerrors import writing
@@ -29,6 +30,7 @@ class BlobCache:
     def __init__(self, root: Path, backend: Backend) -> None:
         self.root = root
         self.backend = backend
+        self._swept = False
 
     def entry_path(self, sha256_hex: str) -> Path:
         """Return where the cache keeps a blob (it may not be there)."""
@@ -51,10 +53,11 @@ class BlobCache:
 
     def _download(self, sha256_hex: str, entry: Path, progress: ProgressCallback | None) -> Path:
         tmp_dir = self.root / "tmp"
-        temp = tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+        temp = tmp_dir / f"{owner()}-{uuid.uuid4().hex}.part"
         try:
             with self._writing():
                 tmp_dir.mkdir(parents=True, exist_ok=True)
+                self._sweep_once(tmp_dir)
                 self._download_to(sha256_hex, temp, progress)
             if sha256_file(temp) != sha256_hex:
                 raise StoreDamaged(
@@ -69,6 +72,12 @@ class BlobCache:
         finally:
             temp.unlink(missing_ok=True)
         return entry
+
+    def _sweep_once(self, tmp_dir: Path) -> None:
+        """Remove partial downloads of processes that died (on the first download)."""
+        if not self._swept:
+            self._swept = True
+            sweep_files(tmp_dir, ".part")
 
     def _download_to(self, sha256_hex: str, temp: Path, progress: ProgressCallback | None) -> None:
         """Download one blob; a blob a manifest names but the store lacks is damage (exit 3)."""

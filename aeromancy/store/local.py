@@ -2,20 +2,21 @@
 
 Every write goes to a temporary file under ``<root>/tmp`` first and is then
 linked into place, so a reader never sees a partial object and an interrupted
-writer leaves only an invisible temporary file behind. ``os.link`` fails when the
-target exists, which gives create-if-absent without locks.
+writer leaves only an invisible temporary file behind, named by its owner
+(``<pid>@<host>@``) so that the next writer removes it once that process is gone.
+``os.link`` fails when the target exists, which gives create-if-absent without locks.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import time
 import uuid
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from aeromancy.errors import NotFound
+from aeromancy.leftovers import owner, sweep_files
 from aeromancy.store.backend import (
     Destination,
     FileState,
@@ -27,8 +28,6 @@ from aeromancy.store.diskerrors import writing
 from aeromancy.store.hashing import CHUNK_SIZE, copy_hashing
 
 TMP_DIR = "tmp"
-#: A temporary file this old belongs to a writer that died; nobody will link it.
-STALE_TEMP_SECONDS = 24 * 3600
 
 
 class LocalBackend:
@@ -52,8 +51,8 @@ class LocalBackend:
             tmp.mkdir(parents=True, exist_ok=True)
         if not self._swept:
             self._swept = True
-            sweep_stale_temps(tmp)
-        return tmp / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+            sweep_files(tmp, ".part")  # of writers that died (a pid check), or a day old
+        return tmp / f"{owner()}-{uuid.uuid4().hex}.part"
 
     def _link_into_place(self, temp: Path, key: str) -> bool:
         """Link ``temp`` to ``key``; return False if ``key`` already existed. Removes ``temp``."""
@@ -156,17 +155,3 @@ def _copy_hashing(source: Path, dest: Path, size: int) -> str:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "wb") as writer:
             return copy_hashing(reader, writer, size, CHUNK_SIZE)
-
-
-def sweep_stale_temps(tmp: Path, max_age: float = STALE_TEMP_SECONDS) -> int:
-    """Delete temporary files left by killed writers; return how many were removed."""
-    cutoff = time.time() - max_age
-    removed = 0
-    for entry in tmp.glob("*.part"):
-        try:
-            if entry.stat().st_mtime < cutoff:
-                entry.unlink()
-                removed += 1
-        except FileNotFoundError:  # another process swept it first
-            continue
-    return removed

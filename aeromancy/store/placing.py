@@ -4,7 +4,7 @@
   parent with ``O_NOFOLLOW``, so a symbolic link inside DEST (there before the pull,
   or planted during it) is refused, never followed out of DEST.
 - **Never a partial file under a real name.** Each file is written under a
-  temporary name in its own directory (``.NAME.<pid>-<hex>.aeromancy-part``) and
+  temporary name in its own directory (``.NAME.<pid>@<host>@-<hex>.aeromancy-part``) and
   linked to NAME only when complete; linking fails if NAME appeared meanwhile, so
   nothing is overwritten.
 - **A re-pull completes a killed pull.** A file that already holds the right bytes is
@@ -21,20 +21,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from aeromancy.errors import UsageError
+from aeromancy.leftovers import abandoned, owner
 from aeromancy.store.copying import clone_or_copy, hard_links_wanted
 from aeromancy.store.diskerrors import writing
 from aeromancy.store.hashing import sha256_file
 
 READ_ONLY = 0o444
 PART_SUFFIX = ".aeromancy-part"
-_PART = re.compile(r"\..+\.([0-9]+)-[0-9a-f]{32}" + re.escape(PART_SUFFIX))
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: Errors of link(2) that mean "this filesystem has no hard links": rename instead.
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV}
@@ -191,8 +190,7 @@ class _Tree:
             return  # a directory this pull has yet to make holds no leftovers
         fd = self.dir_fd(key)
         for name in os.listdir(fd):
-            match = _PART.fullmatch(name)
-            if match and not _alive(int(match.group(1))):
+            if name.startswith(".") and name.endswith(PART_SUFFIX) and _abandoned(name, fd):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name, dir_fd=fd)
 
@@ -204,7 +202,7 @@ class _Tree:
             if hard_link and _try_hard_link(source, name, fd, target):
                 self.placed.append(target)
                 return
-            temp = f".{name}.{os.getpid()}-{uuid.uuid4().hex}{PART_SUFFIX}"
+            temp = f".{name}.{owner()}-{uuid.uuid4().hex}{PART_SUFFIX}"
             try:
                 _write_copy(source, temp, fd)
                 _publish(temp, name, fd, target)
@@ -267,14 +265,9 @@ def _appeared(target: Path) -> UsageError:
     return UsageError(f"{target} appeared while it was being pulled", _ELSEWHERE)
 
 
-def _alive(pid: int) -> bool:
-    """Return True when a process with this id runs (one we may not signal counts)."""
-    if pid == os.getpid():
-        return True
+def _abandoned(name: str, dir_fd: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.S_ISREG(info.st_mode) and abandoned(name, info.st_mtime)
