@@ -36,6 +36,10 @@ COMMANDS: dict[str, Entry] = {
         "artifacts:artifacts",
         "List every artifact of the project with its newest version.",
     ),
+    "base-image": Entry(
+        "base_image:base_image",
+        "Build a Debian base image locally, for machines that reach no image registry.",
+    ),
     "diff": Entry(
         "diff:diff",
         "List every difference between two runs: config, inputs, code, environment, metrics,"

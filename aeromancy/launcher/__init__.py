@@ -83,6 +83,8 @@ def run_committed(
         image = ensure_image(recipe, console, open_store(settings.store))
     else:
         image = RunImage(recipe, images[0], built=False, environment_id=images[1])
+    state = "built just now" if image.built else "already built"
+    console.print(f"image {recipe.tag} ({state})", markup=False, highlight=False)
     identity = run_identity(settings.root, image, identity_overrides or {})
     spec = ContainerSpec(image.id, settings, options, identity, invocation or new_invocation_id())
     return run_container(spec)

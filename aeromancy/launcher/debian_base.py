@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Mapping
 
 from aeromancy.errors import ImageBuildError
 
@@ -21,6 +22,7 @@ def build_debian_base_image(
     suite: str = "bookworm",
     packages: tuple[str, ...] = PYTHON_PACKAGES,
     mirror: str = DEFAULT_MIRROR,
+    labels: Mapping[str, str] | None = None,
 ) -> None:
     """Build a minbase ``suite`` image with ``packages`` and import it as ``tag``."""
     if shutil.which("mmdebstrap") is None:
@@ -32,8 +34,11 @@ def build_debian_base_image(
         ["mmdebstrap", "--quiet", "--variant=minbase", include, suite, "-", mirror],
         stdout=subprocess.PIPE,
     )
+    changes = ["--change", 'CMD ["/bin/bash"]']
+    for key, value in (labels or {}).items():
+        changes += ["--change", f"LABEL {key}={value}"]
     imported = subprocess.run(
-        ["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", tag],
+        ["docker", "import", *changes, "-", tag],
         stdin=bootstrap.stdout,
         capture_output=True,
         check=False,
@@ -43,3 +48,23 @@ def build_debian_base_image(
     if bootstrap.wait() != 0 or imported.returncode != 0:
         detail = imported.stderr.decode(errors="replace").strip()[-500:]
         raise ImageBuildError(f"building the base image {tag} failed: {detail or 'mmdebstrap'}")
+
+
+#: Label that ``aeromancy base-image`` puts on every image it builds (value: the suite).
+BASE_IMAGE_LABEL = "org.aeromancy.base-image"
+
+
+def local_base_images() -> list[str]:
+    """Return the tags of the base images ``aeromancy base-image`` built here, newest first.
+
+    Returns [] when no Docker engine answers: callers only use this to offer a default.
+    """
+    from aeromancy.errors import InfrastructureError
+    from aeromancy.launcher.engine import docker_client
+
+    try:
+        images = docker_client().images.list(filters={"label": BASE_IMAGE_LABEL})
+    except InfrastructureError:
+        return []
+    newest_first = sorted(images, key=lambda image: str(image.attrs.get("Created", "")))
+    return [tag for image in reversed(newest_first) for tag in image.tags]

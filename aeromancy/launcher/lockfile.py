@@ -1,7 +1,8 @@
 """The lockfile gate and the export of locked pins, both through pdm itself.
 
-pdm is run as a subprocess (the ``pdm`` on PATH) so its own notion of "the lock
-matches pyproject.toml" is the one enforced. The environment keeps pdm from
+pdm is run as a subprocess (the ``pdm`` on PATH, else the one installed beside the
+running interpreter, where ``scripts/setup`` puts it in a checkout's ``.venv``) so its
+own notion of "the lock matches pyproject.toml" is the one enforced. The environment keeps pdm from
 creating a virtualenv or a ``.pdm-python`` file in the project, which would
 dirty the tree the gate has just checked.
 """
@@ -23,8 +24,8 @@ LOCKFILE = "pdm.lock"
 
 
 def pdm_executable() -> str:
-    """Return the path of the pdm on PATH; raise UsageError when there is none."""
-    found = shutil.which("pdm")
+    """Return the pdm on PATH, else the one beside this interpreter; raise UsageError if none."""
+    found = shutil.which("pdm") or shutil.which("pdm", path=str(Path(sys.executable).parent))
     if found is None:
         raise UsageError(
             "pdm is not on PATH; tracked runs check and install pdm.lock with it",

@@ -2,8 +2,10 @@
 
 - ``base_image``: a Debian bookworm image (minbase + python3, python3-venv, python3-pip)
   built once with mmdebstrap and ``docker import``, since no registry can be pulled
-  from here. Tests that need it are skipped, with the reason, when no Docker engine
-  answers or mmdebstrap is missing.
+  from here; ``AEROMANCY_TEST_BASE_IMAGE`` names one to use instead (CI sets it to the
+  image its own ``scripts/setup`` just built, so no image left on the engine is relied
+  on). Tests that need it are skipped, with the reason, when no Docker engine answers
+  or mmdebstrap is missing.
 - ``launcher_cache``: one launcher cache (wheelhouse, .debs, Aeromancy wheel) for the
   whole session, so wheels are downloaded once.
 - ``make_project``: a committed project in a temp git repository whose base image is
@@ -27,9 +29,11 @@ from aeromancy.launcher.debian_base import (
     PYTHON_PACKAGES,
     build_debian_base_image,
 )
+from aeromancy.launcher.lockfile import pdm_executable
 
 BASE_PACKAGES = PYTHON_PACKAGES
 BASE_SUITE = "bookworm"
+BASE_IMAGE_ENV = "AEROMANCY_TEST_BASE_IMAGE"
 MIRROR = os.environ.get("AEROMANCY_TEST_DEBIAN_MIRROR", DEFAULT_MIRROR)
 
 PYPROJECT = """\
@@ -77,6 +81,8 @@ def base_image() -> str:
     """Return the tag of the local bookworm base image, building it once if absent."""
     if not _engine_answers():
         pytest.skip("no Docker engine answers (start dockerd or set DOCKER_HOST)")
+    if os.environ.get(BASE_IMAGE_ENV):
+        return os.environ[BASE_IMAGE_ENV]
     recipe = f"{BASE_SUITE} minbase {' '.join(BASE_PACKAGES)}"
     tag = f"aeromancy-test-base:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
     import docker
@@ -143,7 +149,10 @@ def pdm_lock(root: Path) -> None:
     env = {**os.environ, "PDM_USE_VENV": "false", "PDM_CHECK_UPDATE": "false"}
     env["PDM_PYTHON"] = shutil.which("python3") or "python3"
     subprocess.run(
-        ["pdm", "lock", "--quiet", "--project", str(root)], env=env, check=True, capture_output=True
+        [pdm_executable(), "lock", "--quiet", "--project", str(root)],
+        env=env,
+        check=True,
+        capture_output=True,
     )
 
 
