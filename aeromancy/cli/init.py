@@ -1,4 +1,9 @@
-"""``aeromancy init [DIR]``: scaffold a project that runs with ``aeromancy run --dev`` at once."""
+"""``aeromancy init [DIR]``: scaffold a project that runs at once, ``--dev`` or tracked.
+
+A tracked run builds ``FROM`` the base image; when ``aeromancy base-image`` has built
+one on this machine (no registry reachable), the scaffold names it in
+``[tool.aeromancy] base_image`` so the first tracked run needs no edit.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from rich.markup import escape
 from aeromancy import __version__
 from aeromancy.cli.output import stdout_console
 from aeromancy.errors import UsageError
+from aeromancy.launcher.debian_base import local_base_images
 from aeromancy.names import check_name
+from aeromancy.settings import default_base_image
 
 PYPROJECT = """\
 [project]
@@ -22,11 +29,20 @@ requires-python = ">=3.10"
 # into the image. Add your pipeline's dependencies, then `pdm lock`.
 dependencies = []
 
+[tool.pdm]
+distribution = false
+
 [tool.aeromancy]
 project = "{name}"
 tasks = "pipeline.py"
+{base_image}
 # store = "s3://my-bucket/aeromancy"   # default: ~/.local/share/aeromancy/store
 """
+
+DEFAULT_BASE_IMAGE_LINE = (
+    '# base_image = "{default}"   # the default, pulled from a registry;'
+    " without one, run `aeromancy base-image`"
+)
 
 PIPELINE = '''\
 """The {name} pipeline: `aeromancy run --dev` runs it, `aeromancy graph` draws it."""
@@ -82,8 +98,18 @@ def init(directory: Path | None, name: str | None) -> None:
     """Create a new project in DIR (default: here) that runs at once."""
     target = (directory or Path.cwd()).resolve()
     name = check_name(name, "project") if name else project_name(target)
+    local = local_base_images()
+    base_line = (
+        f'base_image = "{local[0]}"   # built here by `aeromancy base-image`'
+        if local
+        else DEFAULT_BASE_IMAGE_LINE.format(default=default_base_image())
+    )
     files = {
-        "pyproject.toml": PYPROJECT.format(name=name, version=__version__.split("+")[0]),
+        "pyproject.toml": PYPROJECT.format(
+            name=name,
+            version=__version__.split("+")[0],
+            base_image=base_line,
+        ),
         "pipeline.py": PIPELINE.format(name=name),
         ".gitignore": GITIGNORE,
     }
@@ -98,9 +124,13 @@ def init(directory: Path | None, name: str | None) -> None:
         (target / relative).write_text(text, encoding="utf-8")
     console = stdout_console()
     console.print(f"created project [bold]{name}[/] in {escape(str(target))}", soft_wrap=True)
+    if local:
+        console.print(f"base image: {local[0]} (built here by aeromancy base-image)", markup=False)
     console.print(
         "next: cd there and run `aeromancy run --dev`; `aeromancy graph` draws the tasks.\n"
-        "tracked runs also need git (git init, commit) and a lockfile (pdm lock).",
+        "a tracked run (`aeromancy run`) needs a clean git tree, a committed pdm.lock and\n"
+        "Docker: git init && git add -A && git commit -m init && pdm lock && git add pdm.lock"
+        " && git commit -m lock",
         markup=False,
         soft_wrap=True,
     )

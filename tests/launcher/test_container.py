@@ -345,7 +345,11 @@ def test_s3_store_on_loopback_is_reached_from_the_container(
 def test_ctrl_c_stops_the_container_and_publishes_nothing(
     make_project: ProjectFactory, local_store_url: str
 ) -> None:
-    root = make_project(pipeline=SLOW_PIPELINE)
+    # The container carries a label of this test's own: other runs may share the engine.
+    marker = f"aeromancy-test={uuid.uuid4().hex}"
+    root = make_project(
+        pipeline=SLOW_PIPELINE, extra=f'docker_run_args = ["--label", "{marker}"]\n'
+    )
     process = subprocess.Popen(
         [AEROMANCY, "--store", local_store_url, "run", "--tracker", "none"],
         cwd=root,
@@ -358,14 +362,15 @@ def test_ctrl_c_stops_the_container_and_publishes_nothing(
     for line in process.stdout:  # the container's output comes through the launcher
         if "task started" in line or time.monotonic() > deadline:
             break
+    client = docker.from_env()
+    assert len(client.containers.list(filters={"label": marker})) == 1  # it is running
     process.send_signal(signal.SIGINT)
     try:
         code = process.wait(timeout=60)
     finally:
         process.kill()
     assert code == 130
-    client = docker.from_env()
-    assert client.containers.list(all=True, filters={"name": "aeromancy-"}) == []
+    assert client.containers.list(all=True, filters={"label": marker}) == []
     assert open_store(local_store_url).list_artifacts("demo") == []
 
 
