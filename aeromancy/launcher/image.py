@@ -37,6 +37,7 @@ from aeromancy.launcher.lockfile import LOCKFILE, export_requirements
 from aeromancy.launcher.pins import merge_pins, parse_requirements
 from aeromancy.launcher.selfdist import SELF_NAME, resolve_self, self_identity, source_checkout
 from aeromancy.launcher.wheelhouse import ensure_wheels
+from aeromancy.long_steps import plain_step, size_text
 from aeromancy.store import Store
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,20 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
 
 def _build(tag: str, context: bytes, console: Console) -> str:
     """Build ``context`` (no network) as ``tag``; return the image id."""
+    with plain_step(console, f"building image {tag} ({size_text(len(context))} context)") as step:
+        image_id = _build_stream(tag, context, console)
+        step.detail = size_text(_image_size(image_id))
+    return image_id
+
+
+def _image_size(image_id: str) -> int:
+    try:
+        return int(docker_client().images.get(image_id).attrs.get("Size") or 0)
+    except docker.errors.DockerException:
+        return 0
+
+
+def _build_stream(tag: str, context: bytes, console: Console) -> str:
     try:
         stream = docker_client().api.build(
             fileobj=io.BytesIO(context),

@@ -26,6 +26,7 @@ from aeromancy.errors import ImageBuildError
 from aeromancy.launcher.baseimage import BaseImage
 from aeromancy.launcher.engine import launcher_cache_dir
 from aeromancy.launcher.pins import Pin
+from aeromancy.long_steps import plain_step, size_text
 
 
 def wheelhouse_dir() -> Path:
@@ -69,8 +70,11 @@ def ensure_wheels(pins: Sequence[Pin], base: BaseImage, console: Console) -> dic
     found = {pin.name: wheel for pin in wanted if (wheel := _cached_wheel(pin, tags))}
     missing = [pin for pin in wanted if pin.name not in found]
     if missing:
-        with console.status(f"downloading {len(missing)} locked wheels for Python {base.python}"):
+        text = f"downloading {len(missing)} locked wheels for Python {base.python}"
+        with plain_step(console, text) as step, console.status(text):
+            before = _wheelhouse_bytes()
             _download(missing, base)
+            step.detail = size_text(_wheelhouse_bytes() - before)
         for pin in missing:
             wheel = _cached_wheel(pin, tags)
             if wheel is None:
@@ -81,6 +85,10 @@ def ensure_wheels(pins: Sequence[Pin], base: BaseImage, console: Console) -> dic
                 )
             found[pin.name] = wheel
     return found
+
+
+def _wheelhouse_bytes() -> int:
+    return sum(path.stat().st_size for path in wheelhouse_dir().glob("*.whl"))
 
 
 def _cached_wheel(pin: Pin, tags: frozenset[Tag]) -> Path | None:

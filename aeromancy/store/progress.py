@@ -1,4 +1,5 @@
-"""Rich progress bars for transfers a person waits for (silent when not a terminal)."""
+"""Rich progress bars for transfers a person waits for (a start and an end line when not
+a terminal)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from aeromancy.long_steps import plain_step, size_text
 from aeromancy.store.backend import ProgressCallback
 
 #: Transfers smaller than this finish in a moment on any link; no bar for them.
@@ -29,8 +31,12 @@ def _ignore(_count: int) -> None:
 def transfer_progress(description: str, total_bytes: int) -> Iterator[ProgressCallback]:
     """Yield a callback advancing a byte progress bar on stderr (a no-op when quiet)."""
     console = Console(stderr=True)
-    if not console.is_terminal or total_bytes < MIN_BYTES_FOR_BAR:
+    if total_bytes < MIN_BYTES_FOR_BAR:
         yield _ignore
+        return
+    if not console.is_terminal:
+        with plain_step(console, f"{description} ({size_text(total_bytes)})"):
+            yield _ignore
         return
     columns = (
         TextColumn("{task.description}"),

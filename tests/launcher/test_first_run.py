@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -72,6 +73,10 @@ def test_init_names_the_local_base_image_and_its_first_tracked_run_works(
         ]
         assert [row[2].strip() for row in rows] == ["numbers:v1", "summary:v1"]
         assert f"image aeromancy/{name}:" in first.stderr
+        # stderr is a pipe here: each build says when it starts and ends, with sizes.
+        assert f"building image aeromancy/{name}:deps-" in first.stderr
+        ended = rf"building image aeromancy/{name}:\S+ \(.* context\): done in .*B\)"
+        assert re.search(ended, first.stderr)
         assert git(root, "status", "--porcelain") == ""  # nothing the run left dirties the tree
 
         again = run(root, AEROMANCY, "--store", local_store_url, "run", "--tracker", "none")
