@@ -205,7 +205,8 @@ def load_module(tasks: str, root: Path) -> ModuleType:
     if not path.is_file():
         raise NotFound(
             f"task module {tasks} not found under {root}",
-            "pass a path or dotted module, or set [tool.aeromancy] tasks",
+            "pass a path or dotted module, set [tool.aeromancy] tasks, "
+            "or scaffold a project with `aeromancy init`",
         )
     _put_first_on_path([path.parent])
     module_spec = importlib.util.spec_from_file_location(path.stem, path)

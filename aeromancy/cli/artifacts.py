@@ -127,9 +127,12 @@ def pull(ctx: click.Context, ref: str, dest: Path) -> None:
 @click.argument("ref", metavar="NAME[:vN]")
 @click.pass_context
 def show(ctx: click.Context, ref: str) -> None:
-    """Show a version's files (path, size, sha256), metadata, type and producing run."""
+    """Show a version's files (path, size, sha256), metadata, type and producing run.
+
+    A bare NAME is its newest version, dev or tracked (as for lineage).
+    """
     state = _state(ctx)
-    version = state.store.resolve(ref, state.settings.project, _view_for(ref))
+    version = state.store.resolve(ref, state.settings.project, namespace="dev")
     console = stdout_console()
     print_fields(console, _summary_rows(version))
     console.print()

@@ -143,7 +143,15 @@ def lineage(ctx: click.Context, ref: str, down: bool) -> None:
 
 @click.command("runs")
 @click.option("--task", "task_name", default=None, metavar="NAME", help="Only runs of this task.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Show at most N runs (the newest).",
+    metavar="N",
+)
 @click.pass_context
 def runs(ctx: click.Context, task_name: str | None, limit: int) -> None:
     """List run records, newest first (dev and tracked)."""

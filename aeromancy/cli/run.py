@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -283,9 +284,19 @@ def run(
 
     TASKS is a .py file or a dotted module (default: [tool.aeromancy] tasks, else
     pipeline.py).
+
+    \b
+    A tracked run (the default) needs:
+      - a clean git tree (commit, stash or ignore every change),
+      - pdm.lock committed and matching pyproject.toml (`pdm lock`),
+      - a Docker engine and the base image ([tool.aeromancy] base_image;
+        `aeromancy base-image` builds one where no registry is reachable).
+    --dev runs on the host instead and needs none of these.
     """
     state = ctx.find_object(CliState) or CliState()
     state.debug = state.debug or debug
+    if debug:
+        logging.getLogger().setLevel(logging.DEBUG)
     settings = state.settings
     options = RunOptions(
         tasks=tasks or settings.tasks,

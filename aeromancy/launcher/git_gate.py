@@ -121,6 +121,9 @@ def _describe(code: str) -> str:
     return "staged and " + _STATUS_WORDS.get(unstaged, "changed")
 
 
+LOCKFILE_NAME = "pdm.lock"
+
+
 def _refuse_uncommitted(repo_root: Path) -> None:
     paths = uncommitted_paths(repo_root)
     if not paths:
@@ -128,8 +131,10 @@ def _refuse_uncommitted(repo_root: Path) -> None:
     listed = paths[:MAX_LISTED_PATHS]
     more = len(paths) - len(listed)
     listing = ", ".join(listed) + (f" and {more} more" if more else "")
-    count = f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
+    them = "these files" if len(paths) != 1 else "this file"
+    # pdm.lock must be committed (the image is built from it): never advise ignoring it.
+    ignore = "" if any(path.endswith(LOCKFILE_NAME) for path in paths) else ", add to .gitignore"
     raise DirtyTree(
         f"the git tree has uncommitted changes: {listing}",
-        f"commit or stash these {count}, add them to .gitignore, or use --dev",
+        f"commit or stash {them}{ignore}, or use --dev",
     )

@@ -29,6 +29,12 @@ def open_store(url: str | Path, cache_dir: Path | None = None) -> Store:
         return Store(backend, cache_dir, S3_WORKERS)
     if parsed.scheme == "file":
         return Store(LocalBackend(Path(unquote(parsed.path))), cache_dir, LOCAL_WORKERS)
+    if parsed.scheme in ("http", "https"):
+        raise UsageError(
+            f"unsupported store URL {text!r}: an S3-compatible server is named by its bucket",
+            f"use --store s3://BUCKET/PREFIX and set AWS_ENDPOINT_URL={parsed.scheme}://"
+            f"{parsed.netloc}",
+        )
     if parsed.scheme and len(parsed.scheme) > 1:
         raise UsageError(
             f"unsupported store URL {text!r}", "use a directory path, file:///path or s3://bucket"
