@@ -53,7 +53,14 @@ def plain_step(console: Console, text: str) -> Iterator[Step]:
         yield step
     except BaseException:
         elapsed = seconds_text(time.monotonic() - started)
-        console.print(f"{text}: failed after {elapsed}", markup=False, highlight=False)
+        console.print(
+            f"{text}: failed after {elapsed}", markup=False, highlight=False, soft_wrap=True
+        )
         raise
     end = f"{text}: done in {seconds_text(time.monotonic() - started)}"
-    console.print(end + (f" ({step.detail})" if step.detail else ""), markup=False, highlight=False)
+    console.print(
+        end + (f" ({step.detail})" if step.detail else ""),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

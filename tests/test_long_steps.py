@@ -14,12 +14,14 @@ from aeromancy.store.progress import MIN_BYTES_FOR_BAR, transfer_progress
 
 def test_a_step_prints_one_line_at_start_and_one_with_time_and_detail_at_end() -> None:
     out = io.StringIO()
-    with plain_step(Console(file=out, force_terminal=False), "building image x:1") as step:
-        assert out.getvalue() == "building image x:1 ...\n"
+    name = "building image aeromancy/" + "p" * 60 + ":deps-0123456789abcdef01234567"
+    with plain_step(Console(file=out, force_terminal=False, width=80), name) as step:
+        assert out.getvalue() == f"{name} ...\n"  # one line, however narrow the console
         step.detail = "45.0 MiB"
     start, end = out.getvalue().splitlines()
-    assert start == "building image x:1 ..."
-    assert re.fullmatch(r"building image x:1: done in \d+\.\ds \(45\.0 MiB\)", end)
+    assert start == f"{name} ..."
+    assert end.startswith(f"{name}: done in ")
+    assert re.fullmatch(r"\d+\.\ds \(45\.0 MiB\)", end.removeprefix(f"{name}: done in "))
 
 
 def test_a_failed_step_says_so_and_the_error_goes_on() -> None:
