@@ -189,6 +189,18 @@ def load_module(tasks: str, root: Path) -> ModuleType:
 
     Raises NotFound when there is no such file or module.
     """
+    # Python trusts a .pyc whose source has the same mtime (whole seconds) and size, so
+    # an edit within a second of the last load could run the old code: no .pyc is
+    # written while project modules load.
+    previous = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        return _load_module(tasks, root)
+    finally:
+        sys.dont_write_bytecode = previous
+
+
+def _load_module(tasks: str, root: Path) -> ModuleType:
     root = root.resolve()
     _forget_project_modules(root)
     _put_first_on_path(import_path(root))
