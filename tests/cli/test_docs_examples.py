@@ -76,10 +76,11 @@ def transcripts() -> list[Transcript]:
 def normalised(lines: list[str]) -> list[str]:
     out = []
     for line in lines:
+        text = line
         for pattern, placeholder in PLACEHOLDERS:
-            line = pattern.sub(placeholder, line)
-        out.append(line.rstrip())
-    return [line for line in out if line]
+            text = pattern.sub(placeholder, text)
+        out.append(text.rstrip())
+    return [text for text in out if text]
 
 
 def argv_of(command: str) -> list[str]:
