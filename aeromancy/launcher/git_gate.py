@@ -131,7 +131,7 @@ def _refuse_uncommitted(repo_root: Path) -> None:
     listed = paths[:MAX_LISTED_PATHS]
     more = len(paths) - len(listed)
     listing = ", ".join(listed) + (f" and {more} more" if more else "")
-    them = "these files" if len(paths) != 1 else "this file"
+    them = f"these {len(paths)} files" if len(paths) != 1 else "this file"
     # pdm.lock must be committed (the image is built from it): never advise ignoring it.
     ignore = "" if any(path.endswith(LOCKFILE_NAME) for path in paths) else ", add to .gitignore"
     raise DirtyTree(

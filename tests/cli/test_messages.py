@@ -105,7 +105,7 @@ def test_one_dirty_file_is_this_file_and_pdm_lock_is_never_to_be_ignored(project
     (project / "pdm.lock").unlink()
     (project / "more.txt").write_text("scratch\n")
     two = only_line(cli("run"))
-    assert "commit or stash these files, add to .gitignore, or use --dev" in two
+    assert "commit or stash these 2 files, add to .gitignore, or use --dev" in two
 
 
 def test_a_missing_task_module_points_at_aeromancy_init(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from aeromancy.errors import DirtyTree, InfrastructureError, LockfileError, Usag
 from aeromancy.launcher import launch_tracked_run
 from aeromancy.launcher.engine import docker_client
 from aeromancy.launcher.git_gate import check_committed_tree
-from aeromancy.launcher.lockfile import check_lockfile
+from aeromancy.launcher.lockfile import check_lockfile, pdm_executable
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import load_settings
 
@@ -50,14 +51,14 @@ def _refused(root: Path, error: type[Exception], match: str) -> None:
 def test_modified_file_is_refused_and_listed(make_project: ProjectFactory) -> None:
     root = make_project(name=unique())
     (root / "pipeline.py").write_text("# edited\n")
-    _refused(root, DirtyTree, r"modified: pipeline\.py.*commit or stash these 1 file")
+    _refused(root, DirtyTree, r"modified: pipeline\.py.*commit or stash this file, add to")
 
 
 def test_untracked_file_is_refused_and_listed(make_project: ProjectFactory) -> None:
     root = make_project(name=unique())
     (root / "notes").mkdir()
     (root / "notes" / "todo.md").write_text("x")
-    _refused(root, DirtyTree, r"untracked: notes/todo\.md.*\.gitignore, or use --dev")
+    _refused(root, DirtyTree, r"untracked: notes/todo\.md.*add to \.gitignore, or use --dev")
 
 
 def test_staged_file_is_refused_and_listed(make_project: ProjectFactory, git: Git) -> None:
@@ -179,8 +180,20 @@ def test_missing_pdm_is_a_usage_error(
     only_git.mkdir()
     (only_git / "git").symlink_to(real_git)
     monkeypatch.setenv("PATH", str(only_git))
+    # Nor beside the interpreter (where scripts/setup puts it, in .venv/bin).
+    monkeypatch.setattr(sys, "executable", str(only_git / "python3"))
     with pytest.raises(UsageError, match="pdm is not on PATH"):
         check_lockfile(root)
+
+
+def test_pdm_beside_the_interpreter_is_found_without_pdm_on_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    beside = Path(sys.executable).parent / "pdm"
+    if not beside.is_file():
+        pytest.skip("pdm is not installed beside this interpreter (pdm sync --group tools)")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert pdm_executable() == str(beside)
 
 
 def test_cli_refuses_a_dirty_tree_with_exit_2(
