@@ -36,7 +36,7 @@ def refuse_dev_run(state: CliState, run_id: str) -> None:
     "--tracker",
     type=click.Choice(TRACKERS),
     default=None,
-    help="wandb (the default) or none.",
+    help="wandb, mlflow or none. Default: [tool.aeromancy] tracker, else wandb.",
 )
 @env_var_option
 @docker_args_option
