@@ -323,6 +323,10 @@ def run(
         identity = RunIdentity.from_environ()
         run_graph(state, options, "tracked", identity, identity.environment_key())
     else:
+        if options.tracker_name == "mlflow":  # refused here, before an image is built
+            from aeromancy.tracking.mlflow import require_tracking_uri
+
+            require_tracking_uri(os.environ)
         ctx.exit(launch_tracked_run(settings, options))
 
 

@@ -65,6 +65,18 @@ def is_mlflow_path(path: str) -> bool:
     return path.startswith(PATH_PREFIX)
 
 
+def require_tracking_uri(environ: Mapping[str, str]) -> None:
+    """Raise UsageError unless ``MLFLOW_TRACKING_URI`` is set in ``environ``.
+
+    Checked on the host before a tracked run builds anything, and again by the tracker.
+    """
+    if not environ.get(TRACKING_URI_ENV):
+        raise UsageError(
+            f"--tracker mlflow needs {TRACKING_URI_ENV}",
+            f"set it to your MLflow server, e.g. {TRACKING_URI_ENV}=http://127.0.0.1:5000",
+        )
+
+
 def _mlflow_importable() -> bool:
     try:
         return importlib.util.find_spec("mlflow") is not None
@@ -86,11 +98,7 @@ class MlflowTracker:
                 "--tracker mlflow needs MLflow, which is not installed",
                 "install the extra: pip install 'aeromancy[mlflow]'",
             )
-        if not env.get(TRACKING_URI_ENV):
-            raise UsageError(
-                f"--tracker mlflow needs {TRACKING_URI_ENV}",
-                f"set it to your MLflow server, e.g. {TRACKING_URI_ENV}=http://127.0.0.1:5000",
-            )
+        require_tracking_uri(env)
         for name, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
         self.tracking_uri = env[TRACKING_URI_ENV]

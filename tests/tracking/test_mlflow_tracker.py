@@ -339,3 +339,17 @@ def test_mlflow_unusable_refuses_before_anything_runs(
     assert result.output.count("\n") == 1, result.output
     assert expected in result.output
     assert not store.exists()
+
+
+def test_a_tracked_run_without_a_tracking_uri_is_refused_before_building(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("AEROMANCY_IN_CONTAINER", raising=False)
+    monkeypatch.chdir(project)
+    store = tmp_path / "store"
+    result = CliRunner().invoke(main, ["--store", str(store), "run", "--tracker", "mlflow"])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert "needs MLFLOW_TRACKING_URI" in result.output
+    assert not store.exists()
