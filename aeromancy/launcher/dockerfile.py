@@ -82,7 +82,7 @@ def _self_block(has_wheel: bool) -> str:
         return "# Aeromancy: pinned in pdm.lock, installed with the dependencies above"
     return "\n".join(
         [
-            "# Aeromancy, built from the launcher's own checkout",
+            "# Aeromancy: the launcher's own code, packed as a wheel",
             "COPY .aeromancy/self/ /tmp/aeromancy-self/",
             f"RUN {VENV}/bin/pip install --no-index --no-deps --no-cache-dir"
             " /tmp/aeromancy-self/*.whl \\\n"

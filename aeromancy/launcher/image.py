@@ -35,13 +35,14 @@ from aeromancy.launcher.engine import docker_client
 from aeromancy.launcher.git_gate import CommittedTree, git
 from aeromancy.launcher.lockfile import LOCKFILE, export_requirements
 from aeromancy.launcher.pins import merge_pins, parse_requirements
-from aeromancy.launcher.selfdist import SELF_NAME, resolve_self, self_identity, source_checkout
-from aeromancy.launcher.wheelhouse import ensure_wheels
+from aeromancy.launcher.selfdist import SELF_NAME, resolve_self, self_identity, version_note
+from aeromancy.launcher.wheelhouse import ensure_wheels, hashed_pins
 from aeromancy.long_steps import plain_step, size_text
 from aeromancy.store import Store
 
 log = logging.getLogger(__name__)
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+IMAGE_LABEL = "aeromancy.repository"  # on every image built: its repository, for clean-ups
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ def plan_image(
     base = resolve_base_image(base_image, console)
     template = _committed_file(committed, TEMPLATE_NAME) or default_template()
     lock = _committed_file(committed, LOCKFILE) or ""
-    dockerfile = render(template, base_image, packages, True, source_checkout() is not None)
+    note = version_note(lock)
+    if note:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    dockerfile = render(template, base_image, packages, True, True)
     lockfile_hash = "sha256:" + hashlib.sha256(lock.encode()).hexdigest()
     digest = hashlib.sha256()
     for part in (base.id, dockerfile, lockfile_hash, self_identity(), committed.tree):
@@ -172,13 +176,13 @@ def _dependency_context(recipe: ImageRecipe, dockerfile: str, console: Console) 
         # pdm reads only these two files; they come from the commit, not the working tree.
         for name in ("pyproject.toml", LOCKFILE):
             (Path(scratch) / name).write_bytes(_member_bytes(code, name))
-        project_pins = parse_requirements(export_requirements(Path(scratch)))
-        self_dist = resolve_self(project_pins)
-        if self_dist.wheel is not None:
-            project_pins = [pin for pin in project_pins if pin.name != SELF_NAME]
+        exported = parse_requirements(export_requirements(Path(scratch)))
+        # Aeromancy in the image is always the launcher's own, whatever the project locks.
+        project_pins = [pin for pin in exported if pin.name != SELF_NAME]
+        self_dist = resolve_self(recipe.base.marker_environment(), Path(scratch))
         pins = merge_pins(project_pins, self_dist.pins)
         wheels = ensure_wheels(pins, recipe.base, console)
-        requirements = "".join(pin.requirement_line() + "\n" for pin in pins if pin.name in wheels)
+        requirements = "".join(pin.requirement_line() + "\n" for pin in hashed_pins(pins, wheels))
         debs = Path(scratch) / "debs"
         deb_names = debian.download_debs(recipe.debian_packages, recipe.base, debs)
         buffer = io.BytesIO()
@@ -189,8 +193,7 @@ def _dependency_context(recipe: ImageRecipe, dockerfile: str, console: Console) 
                 _add_file(tar, f".aeromancy/wheels/{wheel.name}", wheel)
             for name in deb_names:
                 _add_file(tar, f".aeromancy/debs/{name}", debs / name)
-            if self_dist.wheel is not None:
-                _add_file(tar, f".aeromancy/self/{self_dist.wheel.name}", self_dist.wheel)
+            _add_file(tar, f".aeromancy/self/{self_dist.wheel.name}", self_dist.wheel)
         return buffer.getvalue()
 
 
@@ -275,6 +278,7 @@ def _build_stream(tag: str, context: bytes, console: Console) -> str:
             pull=False,
             network_mode="none",
             decode=True,
+            labels={IMAGE_LABEL: tag.rpartition(":")[0]},
         )
         _follow(stream, console, tag)
         return str(docker_client().images.get(tag).id)

@@ -1,102 +1,182 @@
-"""Aeromancy itself in the image: the same version as the launcher.
+"""Aeromancy itself in the image: always the launcher's own code and dependency versions.
 
-Two cases:
+However the running Aeromancy was installed, the image gets the same:
 
-* the project's own pdm.lock pins ``aeromancy`` (the usual case for a user):
-  it is installed with the other locked pins, and must be the launcher's version;
-* the launcher runs from a source checkout (as in Aeromancy's own tests, where
-  Aeromancy is on no index): a wheel is built from the checkout with ``pdm build``,
-  cached by a hash of the sources, and the checkout's own locked runtime pins
-  join the project's.
+* its code, as a wheel packed from the imported ``aeromancy`` package directory and the
+  distribution's metadata (``METADATA``, ``entry_points.txt``), so an editable checkout,
+  a tool venv (pipx, ``uv tool``) and a project's venv all work the same way. The wheel
+  is deterministic (sorted entries, fixed times): equal sources give equal bytes, and so
+  an unchanged image layer;
+* its runtime dependencies at the versions the launcher runs with: from a source
+  checkout, the checkout's own ``pdm.lock`` (with its hashes); otherwise the versions
+  installed beside the launcher (read with ``importlib.metadata``), whose wheels are
+  fetched on the host and pinned to the sha256 of the files fetched.
+
+A project's lock that pins another Aeromancy version does not change this: the launcher
+says so in one line (:func:`version_note`) and the image runs the launcher's version.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import shutil
-import subprocess
-import tempfile
+import sys
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import aeromancy
 from aeromancy import __version__
-from aeromancy.errors import ImageBuildError, LockfileError
+from aeromancy.errors import ImageBuildError
 from aeromancy.launcher.engine import launcher_cache_dir
-from aeromancy.launcher.lockfile import export_requirements, pdm_executable
+from aeromancy.launcher.lockfile import export_requirements
 from aeromancy.launcher.pins import Pin, parse_requirements
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
 SELF_NAME = "aeromancy"
+_METADATA_FILES = ("METADATA", "entry_points.txt")
+_WHEEL_FILE = (
+    "Wheel-Version: 1.0\nGenerator: aeromancy-launcher\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+)
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
 class SelfDistribution:
-    """How Aeromancy reaches the image: a wheel to install, plus its runtime pins.
+    """How Aeromancy reaches the image: its wheel, plus its runtime pins.
 
-    ``wheel`` is None when the project's lock already pins Aeromancy.
-    ``identity`` names the exact sources (it is part of the image tag).
+    A pin without hashes is a version taken from the launcher's environment; the
+    wheelhouse pins it to the sha256 of the wheel it fetches. ``identity`` names the
+    exact code and pins (it is part of the image tag).
     """
 
-    wheel: Path | None
+    wheel: Path
     pins: tuple[Pin, ...]
     identity: str
 
 
 def source_checkout() -> Path | None:
     """Return the checkout the running Aeromancy was imported from, or None if installed."""
-    root = Path(aeromancy.__file__).resolve().parent.parent
+    root = package_dir().parent
     pyproject = root / "pyproject.toml"
     if not (pyproject.is_file() and (root / "pdm.lock").is_file()):
         return None
     return root if 'name = "aeromancy"' in pyproject.read_text(encoding="utf-8") else None
 
 
-def checkout_identity(checkout: Path) -> str:
-    """Return a hash of the checkout's package sources, pyproject.toml and pdm.lock."""
-    digest = hashlib.sha256()
-    files = [checkout / "pyproject.toml", checkout / "pdm.lock"]
-    files += sorted(
-        path
-        for path in (checkout / "aeromancy").rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
-    )
-    for path in files:
-        digest.update(path.relative_to(checkout).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def resolve_self(project_pins: list[Pin]) -> SelfDistribution:
-    """Return how Aeromancy goes into the image for a project with ``project_pins``.
-
-    Raises LockfileError when Aeromancy is neither locked by the project nor a checkout,
-    or when the project locks another Aeromancy version than the launcher's.
-    """
-    checkout = source_checkout()
-    if checkout is not None:
-        identity = checkout_identity(checkout)
-        return SelfDistribution(_wheel(checkout, identity), _runtime_pins(checkout), identity)
-    locked = next((pin for pin in project_pins if pin.name == SELF_NAME), None)
-    if locked is None:
-        raise LockfileError(
-            "the project's pdm.lock does not pin aeromancy, so the image cannot run it",
-            "run `pdm add aeromancy` and commit pdm.lock",
-        )
-    if locked.version != __version__:
-        raise LockfileError(
-            f"pdm.lock pins aeromancy {locked.version} but this launcher is {__version__}",
-            f"run `pdm add aeromancy=={__version__}` or use the locked launcher",
-        )
-    return SelfDistribution(None, (), f"locked:{locked.version}")
+def package_dir() -> Path:
+    """Return the directory the running ``aeromancy`` package was imported from."""
+    return Path(aeromancy.__file__).resolve().parent
 
 
 def self_identity() -> str:
-    """Return the cheap identity of the launcher's Aeromancy (no build, no export)."""
+    """Return a hash of the launcher's code, metadata and pin source (no build, no export)."""
+    digest = hashlib.sha256()
+    for name, data in _wheel_members():
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     checkout = source_checkout()
-    return checkout_identity(checkout) if checkout else f"locked:{__version__}"
+    pin_source = (checkout / "pdm.lock").read_bytes() if checkout else _environment_versions()
+    digest.update(b"pins\0" + hashlib.sha256(pin_source).digest())
+    return digest.hexdigest()
 
 
-def _runtime_pins(checkout: Path) -> tuple[Pin, ...]:
+def resolve_self(environment: Mapping[str, str], scratch: Path) -> SelfDistribution:
+    """Return Aeromancy's wheel (written into ``scratch``) and runtime pins for an image.
+
+    ``environment`` holds the image interpreter's PEP 508 marker values.
+    Raises ImageBuildError when the launcher's installation lacks what the image needs.
+    """
+    checkout = source_checkout()
+    pins = _checkout_pins(checkout) if checkout else _installed_pins(environment)
+    return SelfDistribution(_write_wheel(scratch), pins, self_identity())
+
+
+def locked_version(lock_text: str) -> str | None:
+    """Return the Aeromancy version a project's pdm.lock pins, or None when it pins none."""
+    try:
+        packages = tomllib.loads(lock_text).get("package", [])
+    except tomllib.TOMLDecodeError:
+        return None
+    for package in packages:
+        if canonicalize_name(str(package.get("name", ""))) == SELF_NAME:
+            return str(package.get("version", "")) or None
+    return None
+
+
+def version_note(lock_text: str) -> str | None:
+    """Return the one line saying the image runs the launcher's Aeromancy, not the locked one."""
+    locked = locked_version(lock_text)
+    if locked is None or locked == __version__:
+        return None
+    return (
+        f"pdm.lock pins aeromancy {locked}; the image runs this launcher's aeromancy "
+        f"{__version__} (run the locked one, e.g. `pdm run aeromancy`, to use {locked})"
+    )
+
+
+def _distribution() -> metadata.Distribution:
+    try:
+        found = metadata.distribution(SELF_NAME)
+    except metadata.PackageNotFoundError:
+        found = None
+    if found is None or found.read_text("METADATA") is None:
+        raise ImageBuildError(
+            f"Aeromancy at {package_dir()} has no installed metadata, so it cannot be put "
+            "into the image",
+            "install it (pip install, pipx, uv tool, or pdm install in a checkout)",
+        )
+    return found
+
+
+def _wheel_members() -> Iterator[tuple[str, bytes]]:
+    """Yield (name in the wheel, bytes) for the package's files and its metadata, sorted."""
+    root = package_dir()
+    files = sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    for path in files:
+        yield f"{SELF_NAME}/{path.relative_to(root).as_posix()}", path.read_bytes()
+    info = f"{SELF_NAME}-{__version__}.dist-info"
+    distribution = _distribution()
+    for name in _METADATA_FILES:
+        text = distribution.read_text(name)
+        if text is not None:
+            yield f"{info}/{name}", text.encode()
+    yield f"{info}/WHEEL", _WHEEL_FILE.encode()
+
+
+def _write_wheel(folder: Path) -> Path:
+    """Write Aeromancy's wheel into ``folder`` (same sources, same bytes); return its path."""
+    members = list(_wheel_members())
+    record = [f"{name},sha256={_record_digest(data)},{len(data)}" for name, data in members]
+    record_name = f"{SELF_NAME}-{__version__}.dist-info/RECORD"
+    members.append((record_name, ("\n".join([*record, f"{record_name},,"]) + "\n").encode()))
+    path = folder / f"{SELF_NAME}-{__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for name, data in members:
+            entry = zipfile.ZipInfo(name, _FIXED_TIME)
+            entry.external_attr = 0o644 << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            wheel.writestr(entry, data)
+    return path
+
+
+def _record_digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def _checkout_pins(checkout: Path) -> tuple[Pin, ...]:
     lock_digest = hashlib.sha256((checkout / "pdm.lock").read_bytes()).hexdigest()
     cached = launcher_cache_dir() / "self-pins" / f"{lock_digest}.txt"
     if not cached.is_file():
@@ -105,36 +185,64 @@ def _runtime_pins(checkout: Path) -> tuple[Pin, ...]:
     return tuple(pin for pin in parse_requirements(cached.read_text()) if pin.name != SELF_NAME)
 
 
-def _wheel(checkout: Path, identity: str) -> Path:
-    # A rebuilt wheel has new zip timestamps; caching it by source hash keeps its bytes,
-    # and so the image layer that installs it, unchanged until the sources change.
-    folder = launcher_cache_dir() / "self-wheels" / identity[:32]
-    wheels = sorted(folder.glob("aeromancy-*.whl"))
-    if wheels:
-        return wheels[-1]
-    with tempfile.TemporaryDirectory(prefix="aeromancy-wheel-") as scratch:
-        result = subprocess.run(
-            [
-                pdm_executable(),
-                "build",
-                "--no-sdist",
-                "--dest",
-                scratch,
-                "--project",
-                str(checkout),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        built = sorted(Path(scratch).glob("aeromancy-*.whl"))
-        if result.returncode != 0 or not built:
-            raise ImageBuildError(
-                f"could not build the Aeromancy wheel from {checkout}: "
-                f"{result.stderr.strip()[-300:]}",
-                "check that `pdm build` works in the Aeromancy checkout",
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / built[0].name
-        shutil.move(built[0], target)
-    return target
+def _environment_versions() -> bytes:
+    """Return the name==version of every distribution beside the launcher, sorted."""
+    lines = {
+        f"{canonicalize_name(dist.metadata['Name'])}=={dist.version}"
+        for dist in metadata.distributions()
+        if dist.metadata["Name"]
+    }
+    return "\n".join(sorted(lines)).encode()
+
+
+def _installed_pins(environment: Mapping[str, str]) -> tuple[Pin, ...]:
+    """Return Aeromancy's runtime dependencies, transitively, at the installed versions.
+
+    Markers are evaluated for the image's interpreter; each pin has no hashes yet.
+    """
+    pins: dict[str, Pin] = {}
+    pending: list[tuple[str, frozenset[str]]] = [(SELF_NAME, frozenset())]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        name, extras = pending.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        for requirement in _requirements(name):
+            if not _holds(requirement, environment, extras):
+                continue
+            dependency = str(canonicalize_name(requirement.name))
+            version = _installed_version(dependency, name)
+            pins.setdefault(dependency, Pin(dependency, version, frozenset()))
+            pending.append((dependency, frozenset(requirement.extras)))
+    return tuple(sorted(pins.values(), key=lambda pin: pin.name))
+
+
+def _requirements(name: str) -> list[Requirement]:
+    try:
+        declared = metadata.requires(name) or []
+    except metadata.PackageNotFoundError:
+        return []
+    return [Requirement(line) for line in declared]
+
+
+def _holds(
+    requirement: Requirement, environment: Mapping[str, str], extras: frozenset[str]
+) -> bool:
+    if requirement.marker is None:
+        return True
+    return any(
+        requirement.marker.evaluate({**environment, "extra": extra}) for extra in ("", *extras)
+    )
+
+
+def _installed_version(name: str, needed_by: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        raise ImageBuildError(
+            f"{name}, which {needed_by} needs in the image, is not installed beside the "
+            "launcher, so its version is unknown",
+            "install Aeromancy with its dependencies (pip install aeromancy) on a Python "
+            "of the image's version",
+        ) from None

@@ -5,6 +5,8 @@ with ``pip download --only-binary=:all: --require-hashes`` for the base image's
 interpreter and libc, into a cache shared by all builds. A wheel is taken from
 the cache only when its sha256 is one the lockfile allows, so a stale or
 tampered file is never used; inside the image pip checks the hashes again.
+A pin without hashes (a version read from the launcher's own environment) is
+fetched by version alone and then pinned to the sha256 of the wheel fetched.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -99,9 +102,18 @@ def _cached_wheel(pin: Pin, tags: frozenset[Tag]) -> Path | None:
             continue
         if canonicalize_name(name) != pin.name or str(version) != _normal(pin.version):
             continue
-        if wheel_tags & tags and file_sha256(path) in pin.hashes:
+        if wheel_tags & tags and (not pin.hashes or file_sha256(path) in pin.hashes):
             return path
     return None
+
+
+def hashed_pins(pins: Sequence[Pin], wheels: Mapping[str, Path]) -> list[Pin]:
+    """Return the pins that have a wheel, each without hashes pinned to its wheel's sha256."""
+    return [
+        pin if pin.hashes else replace(pin, hashes=frozenset({file_sha256(wheels[pin.name])}))
+        for pin in pins
+        if pin.name in wheels
+    ]
 
 
 def _normal(version: str) -> str:
@@ -125,14 +137,23 @@ def file_sha256(path: Path) -> str:
 
 
 def _download(pins: Sequence[Pin], base: BaseImage) -> None:
+    hashed = [pin for pin in pins if pin.hashes]
+    if hashed:
+        _pip_download([pin.requirement_line() for pin in hashed], base, ["--require-hashes"])
+    unhashed = [f"{pin.name}=={pin.version}" for pin in pins if not pin.hashes]
+    if unhashed:
+        _pip_download(unhashed, base, [])
+
+
+def _pip_download(lines: Sequence[str], base: BaseImage, options: Sequence[str]) -> None:
     interpreter = "cp" + base.python.replace(".", "")
-    args = ["download", "--no-deps", "--only-binary=:all:", "--require-hashes"]
+    args = ["download", "--no-deps", "--only-binary=:all:", *options]
     args += ["--dest", str(wheelhouse_dir()), "--python-version", base.python]
     args += ["--implementation", "cp", "--abi", interpreter, "--abi", "abi3", "--abi", "none"]
     for platform in platform_tags(base):
         args += ["--platform", platform]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.write("\n".join(pin.requirement_line() for pin in pins) + "\n")
+        handle.write("\n".join(lines) + "\n")
     try:
         result = subprocess.run(
             [*_pip_command(), *args, "-r", handle.name, "--disable-pip-version-check", "-q"],
