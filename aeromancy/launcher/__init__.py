@@ -2,7 +2,7 @@
 
 ``aeromancy run`` without ``--dev`` calls :func:`launch_tracked_run` on the host;
 inside the container it started, :func:`inside_container` is true and the executor
-runs the graph. Modules: git_gate, lockfile, pins, baseimage, wheelhouse, selfdist,
+runs the graph. Modules: git_gate, lockfile, precheck, pins, baseimage, wheelhouse, selfdist,
 debian, dockerfile, image, container, rerun.
 """
 
@@ -34,16 +34,19 @@ def inside_container() -> bool:
 def launch_tracked_run(settings: Settings, options: RunOptions) -> int:
     """Build the image and run the graph in a container; return the container's exit code.
 
-    Refuses (exit 2) a dirty tree or a missing or stale pdm.lock before anything is built.
+    Refuses (exit 2) a dirty tree, a missing or stale pdm.lock, or a request the task
+    module's source shows to be wrong, before anything is built.
     """
     from rich.console import Console
 
     from aeromancy.launcher.git_gate import check_committed_tree
     from aeromancy.launcher.lockfile import check_lockfile
+    from aeromancy.launcher.precheck import check_request
 
     console = Console(stderr=True)
     committed = check_committed_tree(settings.root)
     check_lockfile(settings.root, committed)
+    check_request(options, settings.root)
     return run_committed(settings, options, committed, console)
 
 
