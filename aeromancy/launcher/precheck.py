@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from aeromancy.errors import NotFound, UsageError
+from aeromancy.experiments.params import resolve_configs
 from aeromancy.run_options import RunOptions
-from aeromancy.tasks import TaskSpec, import_path, resolve_configs
+from aeromancy.tasks import TaskSpec, import_path
 
 SELF_PACKAGE = "aeromancy"
 
@@ -31,14 +32,23 @@ class TooDynamic(Exception):
     """The module declares tasks in a way that only importing it can tell."""
 
 
+@dataclass(frozen=True)
+class StaticTask:
+    """A task read from source: its config defaults (None when they are not literals) and
+    the parameters whose annotation, not their default, says which types they take."""
+
+    defaults: dict[str, Any] | None
+    annotated: frozenset[str] = frozenset()
+
+
 @dataclass
 class DeclaredTasks:
-    """Tasks read from source: name -> config defaults (None when unreadable).
+    """Tasks read from source, by name.
 
     ``maybe`` holds names imported from outside the project, any of which might be a task.
     """
 
-    tasks: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    tasks: dict[str, StaticTask] = field(default_factory=dict)
     maybe: set[str] = field(default_factory=set)
 
 
@@ -63,23 +73,25 @@ def check_request(options: RunOptions, root: Path) -> None:
 
 def _check_overrides(declared: DeclaredTasks, options: RunOptions) -> None:
     specs = {
-        name: TaskSpec(name, _not_imported, (), {}, defaults or {})
-        for name, defaults in declared.tasks.items()
+        name: TaskSpec(name, _not_imported, (), {}, found.defaults or {})
+        for name, found in declared.tasks.items()
     }
-    readable = {name for name, defaults in declared.tasks.items() if defaults is not None}
-    checked = [
-        (key, raw)
-        for key, raw in options.overrides
-        if key.rpartition(".")[0] in readable
-        or key.rpartition(".")[0] not in (set(declared.tasks) | declared.maybe)
-    ]
-    resolve_configs(specs, checked)
+    resolve_configs(specs, [item for item in options.overrides if _checkable(item[0], declared)])
     if options.only:
-        left_out = sorted(
-            {key.rpartition(".")[0] for key, _ in options.overrides} - {*options.only}
-        )
+        named = {key.partition(".")[0] for key, _ in options.overrides}
+        left_out = sorted(named - set(options.only))
         if left_out:
             raise UsageError(f"--set names task {', '.join(left_out)}, which --only leaves out")
+
+
+def _checkable(key: str, declared: DeclaredTasks) -> bool:
+    """Return whether the source tells all about ``--set key``: the task is unknown, or
+    its defaults are literals and the parameter's type comes from its default."""
+    task, _, rest = key.partition(".")
+    found = declared.tasks.get(task)
+    if found is None:
+        return task not in declared.maybe
+    return found.defaults is not None and rest.partition(".")[0] not in found.annotated
 
 
 def _not_imported(*_: Any) -> None:
@@ -161,7 +173,8 @@ class _Reader:
                 in_decorators += len(marks)
                 if marks:
                     plain = len(node.decorator_list) == 1
-                    declared.tasks[node.name] = _defaults(node) if plain else None
+                    defaults = _defaults(node) if plain else None
+                    declared.tasks[node.name] = StaticTask(defaults, _annotated(node))
         if _task_references(tree, decorators, modules) > in_decorators:
             raise TooDynamic  # task(...) used other than as a decorator
         return declared
@@ -179,9 +192,9 @@ class _Reader:
             return
         imported = self.read(source, str(source))
         declared.maybe |= imported.maybe
-        for name, defaults in imported.tasks.items():
+        for name, found in imported.tasks.items():
             if "*" in names or name in names:
-                declared.tasks[name] = defaults
+                declared.tasks[name] = found
 
     def _source(self, node: ast.ImportFrom, path: Path) -> Path | None:
         module = node.module or ""
@@ -236,6 +249,11 @@ def _task_references(tree: ast.Module, decorators: set[str], modules: set[str]) 
         for node in ast.walk(tree)
         if isinstance(node, (ast.Name, ast.Attribute)) and _is_task(node, decorators, modules)
     )
+
+
+def _annotated(node: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    arguments = [*node.args.args[1:], *node.args.kwonlyargs]
+    return frozenset(argument.arg for argument in arguments if argument.annotation is not None)
 
 
 def _defaults(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, Any] | None:
