@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.cache_files import cache_path, write_atomically
-from aeromancy.errors import NotFound
+from aeromancy.errors import NotFound, StoreDamaged
+from aeromancy.store.damage import skip
 from aeromancy.store.manifest import ArtifactVersion, Namespace
 
 if TYPE_CHECKING:
@@ -104,10 +105,10 @@ def summarise(store: Store, record: Mapping[str, Any]) -> dict[str, Any]:
     """
     summary = {key: record.get(key) for key in SUMMARY_FIELDS}
     blobs: list[str] = []
-    for entry in record.get("outputs", ()):
+    for entry in record.get("outputs") or ():
         try:
             version = version_of_entry(store, entry)
-        except NotFound:
+        except (NotFound, StoreDamaged):
             summary["output_blobs"] = None
             return summary
         blobs.extend(f.sha256 for f in version.files)
@@ -138,18 +139,25 @@ def record_summaries(store: Store, project: str, namespace: Namespace) -> list[d
     missing = [run_id for run_id in ids if run_id not in cached]
     if missing:
 
-        def fetch(run_id: str) -> dict[str, Any]:
-            return summarise(store, store.get_run_record(project, run_id, namespace=namespace))
+        def fetch(run_id: str) -> dict[str, Any] | None:
+            try:
+                record = store.get_run_record(project, run_id, namespace=namespace)
+            except StoreDamaged as exc:  # not cached: a repaired record is read next time
+                skip(f"run record {project}/{run_id} in {store.describe()}", exc.message)
+                return None
+            return summarise(store, record)
 
         # Remote reads are round trips that threads overlap; local ones are mostly JSON
         # parsing, which holds the GIL, so threads there only add contention.
         workers = min(16, len(missing)) if store.backend.remote else 1
         with ThreadPoolExecutor(workers) as pool:
-            cached.update(zip(missing, pool.map(fetch, missing), strict=True))
-    if missing or len(cached) != len(ids):
-        cached = {run_id: cached[run_id] for run_id in ids}
+            fetched = zip(missing, pool.map(fetch, missing), strict=True)
+            cached.update((run_id, summary) for run_id, summary in fetched if summary is not None)
+    readable = [run_id for run_id in ids if run_id in cached]
+    if missing or len(cached) != len(readable):
+        cached = {run_id: cached[run_id] for run_id in readable}
         _write_summaries(path, cached)
-    return [cached[run_id] for run_id in ids]
+    return [cached[run_id] for run_id in readable]
 
 
 def remember_summaries(
@@ -261,12 +269,12 @@ class RecordIndex:
 
 def _stored_outputs(store: Store, record: Mapping[str, Any]) -> list[ArtifactVersion] | None:
     versions = []
-    for entry in record.get("outputs", ()):
+    for entry in record.get("outputs") or ():
         try:
             version = version_of_entry(store, entry)
-        except NotFound:
+        except (NotFound, StoreDamaged):
             return None
-        if version.digest != entry["digest"] or not store.has_content(version):
+        if version.digest != entry.get("digest") or not store.has_content(version):
             return None
         versions.append(version)
     return versions
@@ -311,51 +319,68 @@ def _find_record(store: Store, version: ArtifactVersion) -> Mapping[str, Any] | 
         return store.get_run_record(version.project, version.run_id, namespace=version.namespace)
     except NotFound:
         return None
+    except StoreDamaged as exc:
+        skip(f"run record {version.project}/{version.run_id} in {store.describe()}", exc.message)
+        return None
 
 
-def upstream(store: Store, version: ArtifactVersion, seen: set[str] | None = None) -> LineageNode:
-    """Return the tree of ``version``, its producing run, that run's inputs, recursively."""
-    seen = set() if seen is None else seen
-    node = LineageNode(version.ref, version.digest)
-    if version.ref in seen:
-        node.seen = True
-        return node
-    seen.add(version.ref)
-    node.run = _find_record(store, version)
-    for entry in (node.run or {}).get("inputs", ()):
-        try:
-            parent = version_of_entry(store, entry)
-        except NotFound:
-            node.children.append(LineageNode(_entry_ref(entry), str(entry["digest"]), missing=True))
+def upstream(store: Store, version: ArtifactVersion) -> LineageNode:
+    """Return the tree of ``version``, its producing run, that run's inputs, and so on.
+
+    Walks with an explicit stack, so a chain of any length fits (no recursion).
+    """
+    seen: set[str] = set()
+    root = LineageNode(version.ref, version.digest)
+    stack: list[tuple[LineageNode, ArtifactVersion]] = [(root, version)]
+    while stack:
+        node, current = stack.pop()
+        if current.ref in seen:
+            node.seen = True
             continue
-        node.children.append(upstream(store, parent, seen))
-    return node
+        seen.add(current.ref)
+        node.run = _find_record(store, current)
+        parents: list[tuple[LineageNode, ArtifactVersion]] = []
+        for entry in (node.run or {}).get("inputs") or ():
+            try:
+                parent = version_of_entry(store, entry)
+            except (NotFound, StoreDamaged):
+                missing = LineageNode(_entry_ref(entry), str(entry.get("digest")), missing=True)
+                node.children.append(missing)
+                continue
+            child = LineageNode(parent.ref, parent.digest)
+            node.children.append(child)
+            parents.append((child, parent))
+        stack.extend(reversed(parents))  # the first input is expanded first, as shown
+    return root
 
 
 def consumers_index(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     """Return the runs that read each version, keyed by ``project/name:label``."""
     index: dict[str, list[Mapping[str, Any]]] = {}
     for record in sorted(records, key=lambda r: str(r.get("started", ""))):
-        for entry in record.get("inputs", ()):
+        for entry in record.get("inputs") or ():
             index.setdefault(_entry_ref(entry), []).append(record)
     return index
 
 
-def downstream(
-    node: LineageNode,
-    index: Mapping[str, Sequence[Mapping[str, Any]]],
-    seen: set[str] | None = None,
-) -> LineageNode:
-    """Return ``node`` with the outputs of the runs that consumed it attached, recursively."""
-    seen = set() if seen is None else seen
-    if node.ref in seen:
-        node.seen = True
-        return node
-    seen.add(node.ref)
-    for record in index.get(node.ref, ()):
-        for entry in record.get("outputs", ()):
-            child = LineageNode(_entry_ref(entry), str(entry["digest"]), run=record)
-            node.children.append(downstream(child, index, seen))
+def downstream(node: LineageNode, index: Mapping[str, Sequence[Mapping[str, Any]]]) -> LineageNode:
+    """Return ``node`` with the outputs of the runs that consumed it attached, and so on.
+
+    Walks with an explicit stack, so a chain of any length fits (no recursion).
+    """
+    seen: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.ref in seen:
+            current.seen = True
+            continue
+        seen.add(current.ref)
+        for record in index.get(current.ref, ()):
+            for entry in record.get("outputs") or ():
+                child = LineageNode(_entry_ref(entry), str(entry.get("digest")), run=record)
+                current.children.append(child)
+        stack.extend(reversed(current.children))  # the first is expanded first, as shown
     return node
 
 

@@ -122,8 +122,12 @@ def _node_label(node: LineageNode) -> str:
 
 
 def _add_children(tree: Tree, node: LineageNode) -> None:
-    for child in node.children:
-        _add_children(tree.add(_node_label(child)), child)
+    """Add ``node``'s descendants under ``tree`` (a stack, not recursion: chains are long)."""
+    stack = [(tree, node)]
+    while stack:
+        branch, current = stack.pop()
+        for child in current.children:
+            stack.append((branch.add(_node_label(child)), child))
 
 
 @click.command("lineage")
@@ -173,7 +177,7 @@ def runs(ctx: click.Context, task_name: str | None, limit: int) -> None:
         "commit",
     )
     for record in records[:limit]:
-        outputs = ", ".join(f"{o['name']}:{o['label']}" for o in record.get("outputs", ()))
+        outputs = ", ".join(f"{o['name']}:{o['label']}" for o in record.get("outputs") or ())
         commit = str(record.get("git_commit", ""))[:7] + ("*" if record.get("git_dirty") else "")
         rows.add_row(
             escape(str(record.get("run_id"))),

@@ -22,6 +22,14 @@ ProgressCallback = Callable[[int], None]
 Destination = Callable[[str], "str | None"]
 
 
+class ObjectInfo(NamedTuple):
+    """One listed object: its key, size in bytes and last modification (Unix time)."""
+
+    key: str
+    size: int
+    modified: float
+
+
 class StoredBlob(NamedTuple):
     """What :meth:`Backend.store_file` read: the bytes' sha256 hex and their count."""
 
@@ -105,6 +113,10 @@ class Backend(Protocol):
 
         With ``limit``, stops after that many: fewer than ``limit`` means complete.
         """
+        ...
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        """Return every object under ``prefix`` with its size and age, sorted by key."""
         ...
 
     def uri(self, key: str) -> str:

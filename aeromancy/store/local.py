@@ -20,6 +20,7 @@ from aeromancy.leftovers import owner, sweep_files
 from aeromancy.store.backend import (
     Destination,
     FileState,
+    ObjectInfo,
     ProgressCallback,
     StoredBlob,
     reading_source,
@@ -141,6 +142,16 @@ class LocalBackend:
             if limit is not None and len(keys) >= limit:
                 return sorted(keys)[:limit]
         return sorted(keys)
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        found = []
+        for key in self.list_prefix(prefix):
+            try:
+                info = os.stat(self._path(key))
+            except FileNotFoundError:  # deleted since the listing
+                continue
+            found.append(ObjectInfo(key, info.st_size, info.st_mtime))
+        return found
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()

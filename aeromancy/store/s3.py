@@ -28,6 +28,7 @@ from aeromancy.errors import NotFound, StoreUnavailable, UsageError
 from aeromancy.store.backend import (
     Destination,
     FileState,
+    ObjectInfo,
     ProgressCallback,
     StoredBlob,
     reading_source,
@@ -252,6 +253,20 @@ class S3Backend:
             for page in pages:
                 keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
         return sorted(keys)
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        strip = len(self._key(""))
+        found: list[ObjectInfo] = []
+        with self._translated():
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            for page in pages:
+                found.extend(
+                    ObjectInfo(item["Key"][strip:], item["Size"], item["LastModified"].timestamp())
+                    for item in page.get("Contents", [])
+                )
+        return sorted(found)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -7,8 +7,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from aeromancy.errors import InfrastructureError
+from aeromancy.errors import InfrastructureError, StoreDamaged
 from aeromancy.store.backend import Backend
+from aeromancy.store.damage import skip
 from aeromancy.store.layout import (
     artifacts_prefix,
     manifest_key,
@@ -87,7 +88,18 @@ def read_versions(
     wanted: list[tuple[Namespace, str, str, int]],
     workers: int,
 ) -> list[ArtifactVersion]:
-    """Return the versions named by (namespace, project, name, number), skipping missing ones."""
+    """Return the versions named by (namespace, project, name, number), skipping missing ones.
+
+    A damaged manifest is skipped too, with one warning line naming it, so that one
+    bad manifest does not hide every other version.
+    """
+
+    def read(item: tuple[Namespace, str, str, int]) -> ArtifactVersion | None:
+        try:
+            return read_version(backend, *item)
+        except StoreDamaged as exc:
+            skip(f"manifest {manifest_key(*item)} in {backend.describe()}", exc.message)
+            return None
+
     with ThreadPoolExecutor(max(1, min(workers, len(wanted)))) as pool:
-        found = pool.map(lambda item: read_version(backend, *item), wanted)
-        return [version for version in found if version is not None]
+        return [version for version in pool.map(read, wanted) if version is not None]
