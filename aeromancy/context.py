@@ -66,6 +66,12 @@ class Context:
         return dict(self._config)
 
     @property
+    def seed(self) -> int | None:
+        """Return this run's seed: 0..N-1 under ``--repeat N``, else the config's, else None."""
+        seed = self._config.get("seed")
+        return seed if isinstance(seed, int) else None
+
+    @property
     def workdir(self) -> Path:
         """Return a fresh scratch directory for this task run, removed after it."""
         return self._workdir

@@ -99,6 +99,8 @@ class Plan:
     namespace: Namespace = "tracked"
     # Per task, the params layer each flattened config key came from.
     config_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # The sweep variant this plan runs (index, point, seed), recorded with each run.
+    variant: Mapping[str, Any] | None = None
 
     def is_selected(self, name: str) -> bool:
         """Return True when task ``name`` is part of this run."""

@@ -28,6 +28,9 @@ class RunOptions:
     extra_debian_packages: tuple[str, ...] = ()
     extra_docker_run_args: str = ""
     extra_env_vars: tuple[str, ...] = ()
+    sweeps: tuple[str, ...] = ()  # raw ``--sweep TASK.PARAM=V1,V2`` options
+    repeat: int | None = None
+    yes: bool = False
 
     @property
     def tracker_name(self) -> str:
@@ -53,6 +56,12 @@ class RunOptions:
             argv += ["--tags", ",".join(self.tags)]
         for name, label in self.artifact_overrides:
             argv += ["--artifact-override", f"{name}:{label}"]
+        for sweep in self.sweeps:
+            argv += ["--sweep", sweep]
+        if self.repeat is not None:
+            argv += ["--repeat", str(self.repeat)]
+        if self.yes:
+            argv.append("--yes")
         argv += ["--tracker", self.tracker_name, "-j", str(self.jobs)]
         if self.debug:
             argv.append("--debug")

@@ -134,7 +134,8 @@ class TaskRun:
             logger=log,
         )
         try:
-            self.spec.fn(ctx, **self.config)
+            # A ``seed`` set by --repeat reaches the task as ctx.seed unless it declares one.
+            self.spec.fn(ctx, **{k: v for k, v in self.config.items() if k in self.spec.defaults})
         except Exception as exc:
             if isinstance(exc, InfrastructureError):  # e.g. the store failed in ctx.load
                 self.infrastructure = exc
@@ -181,6 +182,7 @@ class TaskRun:
             "error": error,
             "config": self.config,
             "config_sources": dict(self.ex.plan.config_sources.get(self.spec.name, {})),
+            "variant": self.ex.plan.variant,
             "inputs": [input_entry(ref, v) for ref, v in self.inputs.items()],
             "outputs": [output_entry(v) for v in outputs],
             "fingerprint": self.key,

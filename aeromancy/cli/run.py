@@ -156,6 +156,7 @@ def run_graph(
     # while the task module loads and the plan is checked.
     tracker = open_tracker(options.tracker_name, err)
     graph = load_graph(options.tasks, settings.root, settings.project)
+    layers = load_layers(settings.root)
     plan = build_plan(
         graph,
         state.store,
@@ -163,7 +164,7 @@ def run_graph(
         overrides=options.overrides,
         artifact_overrides=options.artifact_overrides,
         namespace=namespace,
-        layers=load_layers(settings.root),
+        layers=layers,
     )
     invocation = Invocation(
         project=settings.project,
@@ -177,6 +178,11 @@ def run_graph(
         force=options.force,
         jobs=options.jobs,
     )
+    if options.sweeps or options.repeat is not None:
+        from aeromancy.cli.sweep import run_swept
+
+        run_swept(state, options, plan, layers, invocation=invocation, tracker=tracker)
+        return
     with RunProgress(err) as progress:
         executor = Executor(
             plan,
@@ -232,6 +238,15 @@ docker_args_option = click.option(
     metavar="TASK.PARAM=VALUE",
     help="Override a task's config parameter (repeatable).",
 )
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    metavar="TASK.PARAM=V1,V2",
+    help="Run once per value; repeat for a grid of all combinations.",
+)
+@click.option("--repeat", type=int, default=None, metavar="N", help="N variants, ctx.seed 0..N-1.")
+@click.option("--yes", is_flag=True, help="Run a sweep of more than 10,000 variants.")
 @click.option("--force", is_flag=True, help="Run tasks even when they are up to date.")
 @click.option("--tags", multiple=True, metavar="A,B", help="Tags for the tracker.")
 @click.option(
@@ -269,6 +284,9 @@ def run(
     dev: bool,
     only: tuple[str, ...],
     assignments: tuple[str, ...],
+    sweeps: tuple[str, ...],
+    repeat: int | None,
+    yes: bool,
     force: bool,
     tags: tuple[str, ...],
     pins: tuple[str, ...],
@@ -313,6 +331,9 @@ def run(
         extra_debian_packages=debian_packages,
         extra_docker_run_args=docker_args,
         extra_env_vars=env_vars,
+        sweeps=sweeps,
+        repeat=repeat,
+        yes=yes,
     )
     # Task code reads relative paths (data/raw.csv) from the project root.
     os.chdir(settings.root)

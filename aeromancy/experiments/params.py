@@ -304,9 +304,11 @@ def resolve_configs(
     specs: Mapping[str, TaskSpec],
     overrides: Iterable[tuple[str, str]] = (),
     layers: Sequence[Layer] = (),
+    last: Sequence[Assignment] = (),
 ) -> ResolvedConfigs:
-    """Return each task's config: defaults, then ``layers`` in order, then ``--set`` pairs.
+    """Return each task's config: defaults, ``layers`` in order, ``--set`` pairs, then ``last``.
 
+    ``last`` holds assignments that name their own option (a variant's ``--sweep`` point).
     Raises UsageError naming an unknown task or parameter, or a value of the wrong type.
     """
     resolver = _Resolver(specs)
@@ -314,6 +316,8 @@ def resolve_configs(
         resolver.assign_layer(layer)
     for key, raw in overrides:
         resolver.assign_raw(split_key(key, raw))
+    for item in last:
+        resolver.assign_raw(item)
     return ResolvedConfigs(resolver.configs, resolver.sources())
 
 

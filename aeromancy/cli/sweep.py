@@ -1,0 +1,63 @@
+"""``aeromancy run --sweep/--repeat``: plan the variants, run them, summarise each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aeromancy.cli.output import print_warning, stderr_console, stdout_console
+from aeromancy.cli.run import RunProgress, print_failures, print_summary
+from aeromancy.cli.state import CliState
+from aeromancy.errors import TaskFailed
+from aeromancy.executor import Executor, Invocation, raise_for_results
+from aeromancy.experiments.params import Layer
+from aeromancy.experiments.sweep_run import determinism, run_sweep
+from aeromancy.experiments.sweeps import check_request, parse_axes, plan_sweep
+from aeromancy.outcomes import Outcome
+from aeromancy.planning import Plan
+from aeromancy.run_options import RunOptions
+from aeromancy.tracking.base import Tracker
+
+
+def run_swept(
+    state: CliState,
+    options: RunOptions,
+    base: Plan,
+    layers: Sequence[Layer],
+    *,
+    invocation: Invocation,
+    tracker: Tracker,
+) -> None:
+    """Run every variant of the sweep; raise TaskFailed (exit 1) if a task failed."""
+    err = stderr_console()
+    axes = parse_axes(options.sweeps)
+    count = check_request(axes, options.repeat, options.overrides, options.yes)
+    sweep = plan_sweep(base, axes, options.repeat, options.overrides, layers)
+    err.print(f"{count} variants; shared tasks: {', '.join(sweep.shared.order) or 'none'}")
+    with RunProgress(err) as progress:
+
+        def make_executor(plan: Plan, inv: Invocation) -> Executor:
+            return Executor(
+                plan,
+                state.store,
+                inv,
+                tracker,
+                listener=progress,
+                warn=lambda message: print_warning(err, message),
+            )
+
+        results = run_sweep(sweep, invocation, make_executor)
+    rows = results.rows()
+    out = stdout_console()
+    print_summary(out, rows)
+    for found in determinism(results):
+        where = f"{found.task} [{found.point}]" if found.point else found.task
+        if found.deterministic:
+            out.print(f"{where}: deterministic (identical outputs across seeds)", markup=False)
+        else:
+            files = ", ".join(found.differing)
+            out.print(f"{where}: nondeterministic (differ across seeds: {files})", markup=False)
+    print_failures(err, rows)
+    raise_for_results(rows)
+    failed = [name for name, result in rows.items() if result.outcome is Outcome.FAILED]
+    if failed:
+        raise TaskFailed(f"task {', '.join(failed)} failed", "see the traceback above")
