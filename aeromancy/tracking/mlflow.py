@@ -57,7 +57,7 @@ DIGEST_CHARS = 36  # MLflow stores at most 36 characters of a dataset digest
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limits for one log_batch request
 MAX_METRICS_PER_BATCH = 1000
 FLUSH_SECONDS = 2.0  # buffered metrics are sent at least this often while a task logs
-PARAM_KEY_BAD = re.compile(r"[^\w\-. /]")  # MLflow keys: alphanumerics, _ - . space /
+KEY_BAD = re.compile(r"[^\w\-. /]")  # MLflow keys: alphanumerics, _ - . space /
 
 
 def is_mlflow_path(path: str) -> bool:
@@ -243,7 +243,7 @@ class MlflowRun:
             self._next_step = step + 1
             stamp = _now_ms()
             self._pending += [
-                Metric(key, float(value), stamp, step)
+                Metric(mlflow_key(key), float(value), stamp, step)
                 for key, value in metrics.items()
                 if _is_number(value)
             ]
@@ -334,6 +334,11 @@ def run_tags(info: TaskRunInfo, parent: str | None) -> dict[str, str]:
     return tags
 
 
+def mlflow_key(name: str) -> str:
+    """Return ``name`` with each character MLflow refuses in a param or metric key as '_'."""
+    return KEY_BAD.sub("_", name)
+
+
 def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Return ``config`` as MLflow params: nested keys joined by '.', values as text.
 
@@ -342,7 +347,7 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
     """
     params: dict[str, str] = {}
     for key, value in config.items():
-        name = PARAM_KEY_BAD.sub("_", f"{prefix}{key}")
+        name = mlflow_key(f"{prefix}{key}")
         if isinstance(value, Mapping) and value:
             params.update(flatten_params(value, f"{name}."))
         else:

@@ -59,7 +59,7 @@ def train(ctx: Context, epochs: int = 2, optimizer: dict = {"name": "sgd", "lr":
 def evaluate(ctx: Context) -> None:
     model = (ctx.load("model") / "model.txt").read_text()
     ctx.log({"accuracy": 0.9})
-    ctx.log({"accuracy": 0.95})
+    ctx.log({"accuracy": 0.95, "top@1": 1})
     out = ctx.workdir / "report.md"
     out.write_text(f"model: {model}")
     ctx.save("report", out)
@@ -194,6 +194,7 @@ def test_a_pipeline_tracked_with_mlflow_reads_back_through_the_client(
     assert "note" not in train.data.metrics
     accuracy = client.get_metric_history(tasks["evaluate"].info.run_id, "accuracy")
     assert [(m.step, m.value) for m in accuracy] == [(0, 0.9), (1, 0.95)]
+    assert tasks["evaluate"].data.metrics["top_1"] == 1.0  # '@' is not allowed in a key
 
 
 def _check_inputs(run: Any, record: dict[str, Any]) -> None:
