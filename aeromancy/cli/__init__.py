@@ -45,6 +45,7 @@ COMMANDS: dict[str, Entry] = {
         "List every difference between two runs: config, inputs, code, environment, metrics,"
         " outputs.",
     ),
+    "gc": Entry("gc:gc", "Delete the blobs that no manifest, image or code package references."),
     "graph": Entry("inspect:graph", "Draw the task graph (text, dot, mermaid or png)."),
     "images": Entry(
         "images:images",

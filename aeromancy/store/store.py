@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,13 +19,13 @@ from aeromancy import __version__
 from aeromancy.errors import NotFound, StoreDamaged, UsageError
 from aeromancy.names import check_name
 from aeromancy.settings import default_cache_dir
-from aeromancy.store import runs, versions
+from aeromancy.store import gc, runs, versions
 from aeromancy.store.backend import Backend, ProgressCallback
 from aeromancy.store.blobs import BlobStore
 from aeromancy.store.cache import BlobCache
 from aeromancy.store.layout import blob_key, check_namespace
 from aeromancy.store.manifest import ArtifactVersion, FileEntry, Namespace
-from aeromancy.store.paths import check_relative_path, collect_files
+from aeromancy.store.paths import SourceFile, check_relative_path, collect_files
 from aeromancy.store.placing import Wanted, files_to_write, place_files
 from aeromancy.store.progress import transfer_progress
 from aeromancy.store.refs import Reference, parse_ref
@@ -79,9 +80,36 @@ class Store:
         )
         sources = collect_files(Path(source_path))
         total = sum(source.size for source in sources)
+        looked_at_blobs = time.time()  # a gc running from now on may delete what we reuse
         with transfer_progress(f"push {project}/{name}", total) as progress:
             entries = self.blobs.put_files(sources, progress)
-        return versions.create_version(self.backend, _with_files(draft, entries))
+        version = versions.create_version(self.backend, _with_files(draft, entries))
+        self._settle_with_gc(version, sources, looked_at_blobs)
+        return version
+
+    def _settle_with_gc(
+        self, version: ArtifactVersion, sources: list[SourceFile], since: float
+    ) -> None:
+        """If a gc ran since ``since``, wait for it, then put back any blob it removed.
+
+        A blob found present (so not sent again) may have been unreferenced and old,
+        and a gc that listed the manifests before this one was written may delete it
+        (see :mod:`.gc`). Raises StoreDamaged if a file changed so that it cannot be.
+        """
+        if not gc.overlapped(self.backend, since):
+            return
+        gc.wait_for_gc(self.backend)
+        digests = {entry.path: entry.sha256 for entry in version.files}
+        gone = {digest for digest in set(digests.values()) if not self.blobs.has(digest)}
+        if not gone:
+            return
+        again = self.blobs.put_files([s for s in sources if digests[s.path] in gone], _ignore)
+        if any(entry.sha256 != digests[entry.path] for entry in again):
+            raise StoreDamaged(
+                f"the store is damaged: a gc removed blobs of {version.ref} while it was "
+                "published, and its files have changed since",
+                "push the artifact again",
+            )
 
     # -- reading ----------------------------------------------------------------------
 
@@ -251,6 +279,10 @@ class Store:
             f"{self.describe()}",
             "push one with `aeromancy push`, or check --store / AEROMANCY_STORE",
         )
+
+
+def _ignore(_count: int) -> None:
+    return None
 
 
 def _check_size(version: ArtifactVersion, item: Wanted, cached: Path) -> None:

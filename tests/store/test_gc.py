@@ -1,0 +1,179 @@
+"""``aeromancy gc`` on both backends: what it deletes, what it keeps, and publishes at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+from click.testing import CliRunner
+
+from aeromancy.cli import main
+from aeromancy.errors import StoreDamaged
+from aeromancy.store import Store, open_store
+from aeromancy.store.gc import GcOptions, collect
+
+AEROMANCY = Path(sys.executable).with_name("aeromancy")
+NOW = GcOptions(grace_seconds=0)
+
+
+class RawAccess(Protocol):
+    def keys(self, prefix: str = "") -> list[str]: ...
+    def write(self, key: str, data: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def blob(data: bytes) -> str:
+    return f"blobs/sha256/{sha(data)[:2]}/{sha(data)}"
+
+
+def tree(root: Path, files: dict[str, bytes]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    return root
+
+
+def orphan(store: Store, raw: RawAccess, tmp_path: Path, data: bytes) -> None:
+    """Leave a blob no manifest references (its version's manifest deleted by hand)."""
+    store.publish("proj", "gone", tree(tmp_path / f"o-{sha(data)[:8]}", {"f": data}))
+    [key] = raw.keys("artifacts/proj/gone/")
+    raw.delete(key)
+
+
+def test_gc_deletes_only_unreferenced_blobs(store: Store, raw: RawAccess, tmp_path: Path) -> None:
+    kept = store.publish("proj", "data", tree(tmp_path / "d", {"a": b"keep me", "b": b"shared"}))
+    orphan(store, raw, tmp_path, b"nobody needs these 27 bytes")
+    orphan(store, raw, tmp_path, b"shared")  # also in data: stays
+
+    dry = collect(store.backend, GcOptions(dry_run=True, grace_seconds=0))
+    assert (dry.blobs, dry.blob_bytes) == (1, 27)
+    assert blob(b"nobody needs these 27 bytes") in raw.keys("blobs/")
+
+    report = collect(store.backend, NOW)
+
+    assert (report.blobs, report.blob_bytes, report.versions) == (1, 27, [])
+    assert sorted(raw.keys("blobs/")) == sorted([blob(b"keep me"), blob(b"shared")])
+    assert store.has_content(kept)
+    [end, start] = raw.keys("gc/")  # when it ran, for publishers to see
+    assert start.endswith(".start.json")
+    assert end.endswith(".end.json")
+
+
+def test_blobs_younger_than_the_grace_period_are_kept(
+    store: Store, raw: RawAccess, tmp_path: Path
+) -> None:
+    orphan(store, raw, tmp_path, b"just uploaded")
+
+    report = collect(store.backend, GcOptions())
+
+    assert (report.blobs, report.kept_young) == (0, 1)
+    assert blob(b"just uploaded") in raw.keys("blobs/")
+
+
+def test_keep_last_deletes_older_versions_and_their_blobs(
+    store: Store, raw: RawAccess, tmp_path: Path
+) -> None:
+    for text in (b"one", b"two", b"three"):
+        store.publish("proj", "data", tree(tmp_path / text.decode(), {"f": text, "same": b"s"}))
+    assert (
+        collect(store.backend, GcOptions(keep_last=1, older_than_days=1, grace_seconds=0)).versions
+        == []
+    )
+
+    report = collect(store.backend, GcOptions(keep_last=1, grace_seconds=0))
+
+    assert report.versions == ["proj/data:v1", "proj/data:v2"]
+    assert report.blobs == 2
+    assert [v.label for v in store.list_versions("proj", "data")] == ["v3"]
+    out = store.materialize(store.resolve("data", "proj"), tmp_path / "out")
+    assert (out / "f").read_bytes() == b"three"
+
+
+def test_blobs_of_stored_images_are_kept(store: Store, raw: RawAccess, tmp_path: Path) -> None:
+    orphan(store, raw, tmp_path, b"a layer")
+    image = {
+        "format": 1,
+        "id": sha(b"cfg"),
+        "config": {"sha256": sha(b"cfg"), "size": 3},
+        "layers": [{"sha256": sha(b"a layer"), "size": 7}],
+    }
+    raw.write(f"images/{sha(b'cfg')}.json", json.dumps(image).encode())
+
+    assert collect(store.backend, NOW).blobs == 0
+    assert blob(b"a layer") in raw.keys("blobs/")
+
+
+def test_a_damaged_manifest_stops_gc_before_it_deletes_anything(
+    store: Store, raw: RawAccess, tmp_path: Path
+) -> None:
+    orphan(store, raw, tmp_path, b"would go")
+    raw.write("artifacts/proj/data/v1.json", b"{broken")
+
+    with pytest.raises(StoreDamaged, match="gc cannot tell which blobs it needs") as info:
+        collect(store.backend, NOW)
+    assert info.value.exit_code == 3
+    assert blob(b"would go") in raw.keys("blobs/")
+
+
+def test_the_gc_command_reports_what_it_frees(
+    store_url: str, raw: RawAccess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(store_url)
+    orphan(store, raw, tmp_path, b"x" * 2048)
+    monkeypatch.chdir(
+        tree(tmp_path / "proj", {"pyproject.toml": b'[tool.aeromancy]\nproject = "proj"\n'})
+    )
+
+    dry = CliRunner().invoke(main, ["--store", store_url, "gc", "--dry-run", "--grace", "0"])
+    real = CliRunner().invoke(main, ["--store", store_url, "gc", "--grace", "0"])
+
+    assert dry.exit_code == 0, dry.output
+    assert "gc would delete 0 version(s) and 1 blob(s); would free 2.0 KiB" in dry.stdout
+    assert real.exit_code == 0, real.output
+    assert "gc deleted 0 version(s) and 1 blob(s); freed 2.0 KiB" in real.stdout
+    assert raw.keys("blobs/") == []
+
+
+def test_gc_and_eight_publishers_at_once_leave_every_manifests_blobs(
+    store_url: str, raw: RawAccess, tmp_path: Path
+) -> None:
+    store = open_store(store_url)
+    # Orphans the publishers will find present and not send again: the dangerous case.
+    shared = {f"shared-{i}": f"orphaned content {i}".encode() * 100 for i in range(6)}
+    for name, data in shared.items():
+        orphan(store, raw, tmp_path / name, data)
+    project = tree(tmp_path / "proj", {"pyproject.toml": b'[tool.aeromancy]\nproject = "proj"\n'})
+    for index in range(8):
+        tree(project / f"data{index}", {**shared, "own": f"publisher {index}".encode()})
+
+    pushes = [
+        subprocess.Popen(
+            [str(AEROMANCY), "--store", store_url, "push", "data", f"data{index}"],
+            cwd=project,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for index in range(8)
+    ]
+    rounds = 0
+    while any(push.poll() is None for push in pushes) or rounds < 2:
+        collect(store.backend, NOW)
+        rounds += 1
+    for push in pushes:
+        assert push.wait() == 0, push.stderr.read() if push.stderr else ""
+
+    versions = store.list_versions("proj", "data")
+    assert len(versions) == 8
+    for version in versions:
+        assert store.has_content(version), version.ref
+    collect(store.backend, NOW)
+    assert all(store.has_content(version) for version in versions)
