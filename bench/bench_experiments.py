@@ -11,7 +11,11 @@ and into a moto S3 server on loopback, then times, as whole ``aeromancy`` proces
 side by side with the naive way (every record read from the store and flattened in
 one process, as ``results`` would without its cache).
 Times are the best of ``--repeat`` runs. Targets: warm < 1 s, cold from S3 < 5 s.
-Usage: .venv/bin/python bench/bench_experiments.py [--records N] [--repeat N]
+
+Sweeps: planning a 1,000-variant sweep of a two-task graph in-process (target < 1 s),
+and the per-variant cost of ``run --dev --sweep`` over V variants of a trivial task
+side by side with V separate ``run --dev --set`` processes (the ``-j 1`` loop).
+Usage: .venv/bin/python bench/bench_experiments.py [--records N] [--repeat N] [--variants V]
 """
 
 from __future__ import annotations
@@ -176,10 +180,81 @@ def bench_store(
     return rows
 
 
+SWEPT_PIPELINE = """\
+from aeromancy import Context, task
+
+
+@task(outputs=["data"])
+def prepare(ctx: Context) -> None:
+    path = ctx.workdir / "data.txt"
+    path.write_text("data")
+    ctx.save("data", path)
+
+
+@task(inputs=["data"], outputs=["model"])
+def train(ctx: Context, lr: float = 0.1) -> None:
+    path = ctx.workdir / "model.txt"
+    path.write_text(str(lr))
+    ctx.save("model", path)
+"""
+
+
+def sweep_project(root: Path) -> Path:
+    """Write and commit a two-task project; return its directory."""
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[tool.aeromancy]\nproject = "swept"\ntasks = "pipeline.py"\n'
+    )
+    (root / "pipeline.py").write_text(SWEPT_PIPELINE)
+    git = ["git", "-c", "user.name=b", "-c", "user.email=b@b", "-C", str(root)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "bench"], check=True)
+    return root
+
+
+def bench_sweep_planning(root: Path, variants: int) -> tuple[float, float]:
+    """Return wall and CPU seconds of planning a ``variants``-point sweep, in-process."""
+    from aeromancy.experiments.sweeps import check_request, parse_axes, plan_sweep
+    from aeromancy.planning import build_plan, load_graph
+
+    store = open_store(root.parent / "plan-store")
+    graph = load_graph("pipeline.py", root, "swept")
+    values = ",".join(f"{i / variants:.6f}" for i in range(variants))
+    started, cpu = time.perf_counter(), time.process_time()
+    axes = parse_axes([f"train.lr={values}"])
+    check_request(axes, None, (), False)
+    base = build_plan(graph, store, namespace="dev")
+    sweep = plan_sweep(base, axes, None, (), ())
+    assert len(sweep.variants) == variants
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def bench_variants(root: Path, variants: int, env: dict[str, str]) -> tuple[float, float]:
+    """Return seconds per variant: one ``--sweep`` process, and a loop of ``--set`` processes."""
+    base = [str(AEROMANCY), "run", "--dev", "--tracker", "none"]
+    values = [f"{0.5 + i / 1000:.4f}" for i in range(variants)]
+    swept_env = {**env, "AEROMANCY_STORE": str(root.parent / "sweep-store")}
+    loop_env = {**env, "AEROMANCY_STORE": str(root.parent / "loop-store")}
+
+    def run(args: list[str], env: dict[str, str]) -> None:
+        subprocess.run(args, cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+
+    started = time.perf_counter()
+    run([*base, "--sweep", "train.lr=" + ",".join(values)], swept_env)
+    sweep = (time.perf_counter() - started) / variants
+    started = time.perf_counter()
+    for value in values:
+        run([*base, "--set", f"train.lr={value}"], loop_env)
+    loop = (time.perf_counter() - started) / variants
+    return sweep, loop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--variants", type=int, default=30)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="aeromancy-bench-exp-"))
     server, endpoint = start_moto()
@@ -209,6 +284,9 @@ def main() -> None:
         )
         rows = bench_store("local", local_url, env, args.repeat)
         rows += bench_store("s3", s3_url, env, args.repeat)
+        swept = sweep_project(scratch / "swept")
+        planning = bench_sweep_planning(swept, 1000)
+        per_variant = bench_variants(swept, args.variants, env)
     finally:
         server.terminate()
         server.wait()
@@ -219,6 +297,12 @@ def main() -> None:
     for label, what, (wall, cpu) in rows:
         ratio = wall / naive_time[label]
         print(f"{label:<6} {what:<42} {wall:>7.2f} {cpu:>7.2f} {ratio:>8.2f}x")
+    print(f"\nplanning a 1,000-variant sweep: {planning[0]:.3f} s wall, {planning[1]:.3f} s CPU")
+    sweep, loop = per_variant
+    print(
+        f"per variant over {args.variants}: --sweep {sweep:.3f} s, "
+        f"loop of run --set {loop:.3f} s, ratio {sweep / loop:.2f}x"
+    )
 
 
 if __name__ == "__main__":
