@@ -54,6 +54,11 @@ class DeclaredTasks:
 
 def check_request(options: RunOptions, root: Path) -> None:
     """Refuse (UsageError, exit 2) a request the task module's source shows to be wrong."""
+    if options.sweeps or options.repeat is not None:
+        from aeromancy.experiments import sweeps
+
+        axes = sweeps.parse_axes(options.sweeps)
+        sweeps.check_request(axes, options.repeat, options.overrides, options.yes)
     declared = read_task_module(options.tasks, root)
     if declared is None:
         return

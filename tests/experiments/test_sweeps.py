@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from aeromancy.errors import UsageError
 from aeromancy.experiments.sweeps import split_values
+from aeromancy.launcher.precheck import check_request
+from aeromancy.run_options import RunOptions
 
 if TYPE_CHECKING:  # conftest is not importable under --import-mode=importlib
     from conftest import Project
@@ -154,3 +158,22 @@ def test_bad_sweeps_exit_2_with_one_line_and_run_nothing(
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert project.records() == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sweeps": ("train.lr=",)}, "--sweep train.lr=: no values"),
+        ({"repeat": 0}, "--repeat 0: needs at least 1"),
+        (
+            {"sweeps": ("train.lr=1,2",), "overrides": (("train.lr", "3"),)},
+            "train.lr is both swept and --set",
+        ),
+    ],
+)
+def test_a_tracked_sweep_is_refused_by_the_host_precheck(
+    project: Project, options: dict[str, Any], message: str
+) -> None:
+    # The launcher runs this check before it builds any image (launch_tracked_run).
+    with pytest.raises(UsageError, match=re.escape(message)):
+        check_request(RunOptions(tasks="pipeline.py", **options), project.root)
