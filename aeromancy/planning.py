@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aeromancy.errors import GraphError, NotFound, UsageError
 from aeromancy.experiments.params import Layer, resolve_configs
+from aeromancy.gcpause import gc_paused
 from aeromancy.store.manifest import ArtifactVersion, Namespace
 from aeromancy.tasks import TaskSpec, load_tasks
 
@@ -145,6 +146,28 @@ def build_plan(
 
     Nothing is written: the store is only read, to resolve inputs no selected task produces.
     """
+    with gc_paused():
+        return _build_plan(
+            graph,
+            store,
+            only=only,
+            overrides=overrides,
+            artifact_overrides=artifact_overrides,
+            namespace=namespace,
+            layers=layers,
+        )
+
+
+def _build_plan(
+    graph: TaskGraph,
+    store: Store,
+    *,
+    only: Sequence[str],
+    overrides: Iterable[tuple[str, str]],
+    artifact_overrides: Iterable[tuple[str, str]],
+    namespace: Namespace,
+    layers: Sequence[Layer],
+) -> Plan:
     order = select_tasks(graph, only)
     selected = set(order)
     resolved = resolve_configs(graph.specs, overrides, layers)
@@ -208,4 +231,5 @@ def _resolve_store_inputs(
 
 def load_graph(tasks: str, root: Path, project: str) -> TaskGraph:
     """Return the graph of the task module ``tasks`` (path or dotted name) under ``root``."""
-    return build_graph(load_tasks(tasks, root), project)
+    with gc_paused():
+        return build_graph(load_tasks(tasks, root), project)

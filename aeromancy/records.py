@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aeromancy.cache_files import cache_path, write_atomically
 from aeromancy.errors import NotFound, StoreDamaged
+from aeromancy.gcpause import gc_paused
 from aeromancy.store.damage import skip
 from aeromancy.store.manifest import ArtifactVersion, Namespace
 
@@ -236,7 +237,8 @@ class RecordIndex:
     @classmethod
     def load(cls, store: Store, project: str, namespace: Namespace) -> RecordIndex:
         """Return the index of every run record of ``project`` in ``namespace``."""
-        return cls.build(record_summaries(store, project, namespace))
+        with gc_paused():
+            return cls.build(record_summaries(store, project, namespace))
 
     def candidate(self, fingerprint: str) -> Mapping[str, Any] | None:
         """Return the newest successful run with this fingerprint, or None."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.fingerprint import CodeIdentity, fingerprint
+from aeromancy.gcpause import gc_paused
 from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex
 
@@ -53,10 +54,11 @@ def plan_status(
     ``environment_keys(task)`` gives the environment keys a matching run may have had:
     the current one when known, else those of the task's earlier runs.
     """
-    quick = _StatusPass(plan, store, index, code, environment_keys, verify=False).run()
-    if blobs_present(store, (sha for status in quick.values() for sha in status.blobs)):
-        return quick
-    return _StatusPass(plan, store, index, code, environment_keys, verify=True).run()
+    with gc_paused():
+        quick = _StatusPass(plan, store, index, code, environment_keys, verify=False).run()
+        if blobs_present(store, (sha for status in quick.values() for sha in status.blobs)):
+            return quick
+        return _StatusPass(plan, store, index, code, environment_keys, verify=True).run()
 
 
 def blobs_present(store: Store, digests: Iterable[str]) -> bool:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aeromancy.executor import Executor, Invocation, code_identities  # noqa: E402
-from aeromancy.identity import RunIdentity  # noqa: E402
+from aeromancy.identity import RunIdentity, dev_environment_key  # noqa: E402
 from aeromancy.planning import build_plan, load_graph  # noqa: E402
 from aeromancy.records import RecordIndex  # noqa: E402
 from aeromancy.status import plan_status  # noqa: E402
@@ -36,7 +36,6 @@ from aeromancy.store import open_store  # noqa: E402
 from aeromancy.tracking.none import NoneTracker  # noqa: E402
 
 AEROMANCY = Path(sys.executable).with_name("aeromancy")
-ENVIRONMENT = "bench-env"
 
 
 def wall(command: list[str], cwd: Path, env: dict[str, str], repeat: int) -> list[float]:
@@ -109,7 +108,8 @@ def invocation(root: Path, size: int) -> Invocation:
         tasks="pipeline.py",
         namespace="dev",
         identity=RunIdentity(),
-        environment_key=ENVIRONMENT,
+        # The key `aeromancy list --dev` computes, so that it sees every task up to date.
+        environment_key=dev_environment_key(root),
         group="bench",
         jobs=8,
     )
@@ -136,6 +136,7 @@ def plan_once(root: Path, store_url: str, size: int) -> dict[str, float]:
         return value
 
     project = f"graph{size}"
+    environment = dev_environment_key(root)
     cpu_start = time.process_time()
     store = open_store(store_url)
     graph = timed("load", lambda: load_graph("pipeline.py", root, project))
@@ -144,7 +145,7 @@ def plan_once(root: Path, store_url: str, size: int) -> dict[str, float]:
     code = timed("code", lambda: code_identities(plan, root, "pipeline.py"))  # type: ignore[arg-type]
     statuses = timed(
         "check",
-        lambda: plan_status(plan, store, index, code, lambda _: [ENVIRONMENT]),  # type: ignore[arg-type]
+        lambda: plan_status(plan, store, index, code, lambda _: [environment]),  # type: ignore[arg-type]
     )
     assert all(s.up_to_date for s in statuses.values()), "every task should be up to date"  # type: ignore[attr-defined]
     stages["total"] = sum(stages.values())

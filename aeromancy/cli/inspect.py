@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.tree import Tree
 
 from aeromancy.cli.output import (
     column,
     duration_between,
+    print_plain_table,
     print_table,
     status_markup,
     stdout_console,
@@ -33,20 +36,36 @@ from aeromancy.records import (
     downstream_of,
     upstream,
 )
-from aeromancy.status import plan_status
+from aeromancy.status import TaskStatus, plan_status
 from aeromancy.store.manifest import Namespace
+from aeromancy.tasks import TaskSpec
 
 
 def _state(ctx: click.Context) -> CliState:
     return ctx.find_object(CliState) or CliState()
 
 
+#: Above this many tasks ``list`` sums up instead of printing a table (see --all).
+FULL_TABLE_LIMIT = 1000
+LIST_HEADERS = ("task", "inputs", "outputs", "status")
+
+
 @click.command("list")
 @click.argument("tasks", required=False)
 @click.option("--dev", is_flag=True, help="Status against dev runs (default: tracked runs).")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help=f"Every task, even in a graph of more than {FULL_TABLE_LIMIT} tasks.",
+)
 @click.pass_context
-def list_tasks(ctx: click.Context, tasks: str | None, dev: bool) -> None:
-    """List the tasks and whether each is up to date."""
+def list_tasks(ctx: click.Context, tasks: str | None, dev: bool, show_all: bool) -> None:
+    """List the tasks and whether each is up to date.
+
+    A graph of more than FULL_TABLE_LIMIT tasks is summed up instead: how many are up
+    to date, and each task that would run; ``--all`` prints every task as plain lines.
+    """
     state = _state(ctx)
     settings = state.settings
     tasks = tasks or settings.tasks
@@ -63,16 +82,52 @@ def list_tasks(ctx: click.Context, tasks: str | None, dev: bool) -> None:
         return [dev_key] if dev else index.environments.get(task, [])
 
     statuses = plan_status(plan, state.store, index, code, environments)
-    rows = table("task", column("inputs", "text"), column("outputs", "text"), "status")
-    for name in plan.order:
-        spec = graph.specs[name]
+    console = stdout_console()
+    if len(plan.order) <= FULL_TABLE_LIMIT:
+        print_table(console, _status_table(graph.specs, plan.order, statuses))
+    elif show_all:
+        print_plain_table(console, LIST_HEADERS, _status_rows(graph.specs, plan.order, statuses))
+    else:
+        _print_status_summary(console, plan.order, statuses)
+
+
+def _status_rows(
+    specs: Mapping[str, TaskSpec], order: Sequence[str], statuses: Mapping[str, TaskStatus]
+) -> Iterator[tuple[str, str, str, str]]:
+    """Yield each task's row, as plain text: name, inputs, outputs (with types), status."""
+    for name in order:
+        spec = specs[name]
         status = statuses[name]
-        shown = (
-            "[green]up to date[/]" if status.up_to_date else f"[yellow]{escape(status.reason)}[/]"
-        )
         outputs = ", ".join(f"{out} ({kind})" for out, kind in spec.outputs.items())
-        rows.add_row(name, escape(", ".join(spec.inputs) or "-"), escape(outputs), shown)
-    print_table(stdout_console(), rows)
+        shown = "up to date" if status.up_to_date else status.reason
+        yield name, ", ".join(spec.inputs) or "-", outputs, shown
+
+
+def _status_table(
+    specs: Mapping[str, TaskSpec], order: Sequence[str], statuses: Mapping[str, TaskStatus]
+) -> Table:
+    rows = table("task", column("inputs", "text"), column("outputs", "text"), "status")
+    for name, inputs, outputs, shown in _status_rows(specs, order, statuses):
+        colour = "green" if statuses[name].up_to_date else "yellow"
+        rows.add_row(name, escape(inputs), escape(outputs), f"[{colour}]{escape(shown)}[/]")
+    return rows
+
+
+def _print_status_summary(
+    console: Console, order: Sequence[str], statuses: Mapping[str, TaskStatus]
+) -> None:
+    """Print how many tasks are up to date, then one plain line per task that would run."""
+    stale = [name for name in order if not statuses[name].up_to_date]
+    console.print(
+        f"{len(order)} tasks: {len(order) - len(stale)} up to date, {len(stale)} would run "
+        "(--all lists every task)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    print_plain_table(
+        console, ("task", "why it would run"), ((n, statuses[n].reason) for n in stale)
+    )
 
 
 @click.command("graph")
