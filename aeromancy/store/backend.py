@@ -100,8 +100,19 @@ class Backend(Protocol):
         """Remove the object at ``key``; nothing happens when there is none."""
         ...
 
-    def download_file(self, key: str, dest: Path, progress: ProgressCallback | None = None) -> None:
-        """Write the object at ``key`` to ``dest``; raise NotFound when it is missing."""
+    def download_file(
+        self,
+        key: str,
+        dest: Path,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+    ) -> str:
+        """Write the object at ``key`` to ``dest``; return the sha256 hex of the bytes written.
+
+        The digest is taken of the very bytes written, in the same pass where the
+        backend can. ``size``, when known (from a manifest), saves asking the store
+        for it: a small object is then one request. Raises NotFound when it is missing.
+        """
         ...
 
     def exists(self, key: str) -> bool:

@@ -36,11 +36,14 @@ class BlobCache:
         """Return where the cache keeps a blob (it may not be there)."""
         return self.root / blob_key(sha256_hex)
 
-    def fetch(self, sha256_hex: str, progress: ProgressCallback | None = None) -> Path:
+    def fetch(
+        self, sha256_hex: str, progress: ProgressCallback | None = None, size: int | None = None
+    ) -> Path:
         """Return the path of a verified, read-only cached copy of the blob.
 
-        Downloads it when absent or corrupt; raises NotFound when the store lacks
-        it and InfrastructureError when the store's copy does not match its digest.
+        Downloads it when absent or corrupt (``size``, the manifest's, saves a size
+        request); raises StoreDamaged when the store lacks it or its copy does not
+        match its digest.
         """
         entry = self.entry_path(sha256_hex)
         if entry.is_file():
@@ -49,17 +52,20 @@ class BlobCache:
                     progress(entry.stat().st_size)
                 return entry
             entry.unlink(missing_ok=True)  # corrupt: fall through and fetch it again
-        return self._download(sha256_hex, entry, progress)
+        return self._download(sha256_hex, entry, progress, size)
 
-    def _download(self, sha256_hex: str, entry: Path, progress: ProgressCallback | None) -> Path:
+    def _download(
+        self, sha256_hex: str, entry: Path, progress: ProgressCallback | None, size: int | None
+    ) -> Path:
         tmp_dir = self.root / "tmp"
         temp = tmp_dir / f"{owner()}-{uuid.uuid4().hex}.part"
         try:
             with self._writing():
                 tmp_dir.mkdir(parents=True, exist_ok=True)
                 self._sweep_once(tmp_dir)
-                self._download_to(sha256_hex, temp, progress)
-            if sha256_file(temp) != sha256_hex:
+                # The digest of the bytes as they were written: no second read of them.
+                written = self._download_to(sha256_hex, temp, progress, size)
+            if written != sha256_hex:
                 raise StoreDamaged(
                     f"the store is damaged: blob {sha256_hex} in {self.backend.describe()} "
                     "does not match its digest",
@@ -79,10 +85,15 @@ class BlobCache:
             self._swept = True
             sweep_files(tmp_dir, ".part")
 
-    def _download_to(self, sha256_hex: str, temp: Path, progress: ProgressCallback | None) -> None:
-        """Download one blob; a blob a manifest names but the store lacks is damage (exit 3)."""
+    def _download_to(
+        self, sha256_hex: str, temp: Path, progress: ProgressCallback | None, size: int | None
+    ) -> str:
+        """Download one blob, returning the digest of what was written.
+
+        A blob a manifest names but the store lacks is damage (exit 3).
+        """
         try:
-            self.backend.download_file(blob_key(sha256_hex), temp, progress)
+            return self.backend.download_file(blob_key(sha256_hex), temp, progress, size)
         except NotFound as exc:
             raise StoreDamaged(
                 f"the store is damaged: blob {sha256_hex} is missing from "

@@ -9,9 +9,10 @@ writer leaves only an invisible temporary file behind, named by its owner
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-import shutil
-import uuid
+import secrets
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from aeromancy.store.diskerrors import writing
 from aeromancy.store.hashing import CHUNK_SIZE, copy_hashing
 
 TMP_DIR = "tmp"
+READ_ONLY = 0o444
 
 
 class LocalBackend:
@@ -39,6 +41,10 @@ class LocalBackend:
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().absolute()
         self._swept = False
+        self._tmp_ready = False
+        self._token = secrets.token_hex(8)
+        self._counter = itertools.count()
+        self._owner = (os.getpid(), owner())
 
     def describe(self) -> str:
         return str(self.root)
@@ -47,25 +53,40 @@ class LocalBackend:
         return self.root / key
 
     def _temp_path(self) -> Path:
+        """Return a new name under ``<root>/tmp`` (made, and swept of stale files, once)."""
         tmp = self.root / TMP_DIR
-        with self._writing("cannot write to"):
-            tmp.mkdir(parents=True, exist_ok=True)
-        if not self._swept:
-            self._swept = True
-            sweep_files(tmp, ".part")  # of writers that died (a pid check), or a day old
-        return tmp / f"{owner()}-{uuid.uuid4().hex}.part"
+        if not self._tmp_ready:
+            with self._writing("cannot write to"):
+                tmp.mkdir(parents=True, exist_ok=True)
+            if not self._swept:
+                self._swept = True
+                sweep_files(tmp, ".part")  # of writers that died (a pid check), or a day old
+            self._tmp_ready = True
+        # Unique within this process by the counter, across processes by owner and token;
+        # the O_EXCL that opens it makes sure even so.
+        if self._owner[0] != os.getpid():  # a forked child writes under its own name
+            self._owner = (os.getpid(), owner())
+        return tmp / f"{self._owner[1]}-{self._token}-{next(self._counter)}.part"
 
     def _link_into_place(self, temp: Path, key: str) -> bool:
-        """Link ``temp`` to ``key``; return False if ``key`` already existed. Removes ``temp``."""
+        """Link ``temp`` to ``key``; return False if ``key`` already existed. Removes ``temp``.
+
+        The key's directory is made only when the link finds it missing.
+        """
         target = self._path(key)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(temp, target)
+            try:
+                os.link(temp, target)
+            except FileNotFoundError:
+                if not os.path.exists(temp):
+                    raise
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(temp, target)
             return True
         except FileExistsError:
             return False
         finally:
-            temp.unlink(missing_ok=True)
+            _remove(temp)
 
     def read_bytes(self, key: str) -> bytes | None:
         try:
@@ -77,7 +98,7 @@ class LocalBackend:
         temp = self._temp_path()
         try:
             with self._writing(f"cannot write {key} to"):
-                # O_EXCL: the temporary name is ours alone even if a pid and uuid repeat.
+                # O_EXCL: the temporary name is ours alone even if an owner and token repeat.
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -109,26 +130,36 @@ class LocalBackend:
             before.check(path)  # a file rewritten during the copy is a torn snapshot
             if key is not None:
                 with self._writing(f"cannot store {path} in"):
-                    os.chmod(temp, 0o444)
-                    self._link_into_place(temp, key)
+                    self._link_into_place(temp, key)  # made read-only when opened
         finally:
-            temp.unlink(missing_ok=True)
+            _remove(temp)
         progress(before.size)
         return StoredBlob(sha256_hex, before.size)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def download_file(self, key: str, dest: Path, progress: ProgressCallback | None = None) -> None:
+    def download_file(
+        self,
+        key: str,
+        dest: Path,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+    ) -> str:
+        """Copy the object to ``dest`` and hash it in the same pass (one read of the bytes)."""
         source = self._path(key)
         try:
-            shutil.copyfile(source, dest)
-        except FileNotFoundError as exc:
-            if not source.exists():
-                raise NotFound(f"{key} is missing from the store at {self.root}") from exc
-            raise
+            reader = open(source, "rb", buffering=0)  # noqa: SIM115 - closed just below
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound(f"{key} is missing from the store at {self.root}") from exc
+        with reader:
+            expected = os.fstat(reader.fileno()).st_size if size is None else size
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            with open(fd, "wb", buffering=0, closefd=True) as writer:
+                sha256_hex = copy_hashing(reader, writer, expected, CHUNK_SIZE)
         if progress is not None:
-            progress(os.path.getsize(dest))
+            progress(expected)
+        return sha256_hex
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -158,11 +189,17 @@ class LocalBackend:
 
 
 def _copy_hashing(source: Path, dest: Path, size: int) -> str:
-    """Copy ``source`` to the new file ``dest``; return the sha256 hex of the bytes written."""
+    """Copy ``source`` to the new read-only file ``dest``; return the sha256 hex written."""
     with reading_source(source):
         reader = open(source, "rb", buffering=0)  # noqa: SIM115 - closed just below
     with reader:
-        # O_EXCL: the temporary name is ours alone even if a pid and uuid ever repeat.
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "wb") as writer:
+        # O_EXCL: the temporary name is ours alone even if a pid and token ever repeat.
+        # Mode 0444 from the start: the open descriptor may still write it.
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY)
+        with open(fd, "wb", buffering=0, closefd=True) as writer:
             return copy_hashing(reader, writer, size, CHUNK_SIZE)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

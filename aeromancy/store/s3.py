@@ -33,7 +33,7 @@ from aeromancy.store.backend import (
     StoredBlob,
     reading_source,
 )
-from aeromancy.store.hashing import sha256_file
+from aeromancy.store.hashing import CHUNK_SIZE, sha256_file, write_all
 from aeromancy.store.s3_client import make_client, max_attempts, timeout
 from aeromancy.store.s3_probe import (
     PROBE_PREFIX,
@@ -219,7 +219,21 @@ class S3Backend:
         with self._translated():
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
-    def download_file(self, key: str, dest: Path, progress: ProgressCallback | None = None) -> None:
+    def download_file(
+        self,
+        key: str,
+        dest: Path,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+    ) -> str:
+        """Download the object to ``dest``: one GET when its size is known to be small.
+
+        A small object's body is hashed as it is written. An object of unknown or
+        large size goes through the transfer manager (a size probe, then ranged GETs
+        in parallel) and is hashed after.
+        """
+        if size is not None and size < MULTIPART_THRESHOLD:
+            return self._get_small(key, dest, progress)
         with self._translated():
             try:
                 self.transfer.download_file(
@@ -229,6 +243,31 @@ class S3Backend:
                 if _code(exc) in _MISSING_CODES:
                     raise NotFound(f"{key} is missing from {self.describe()}") from exc
                 raise
+        return sha256_file(dest)
+
+    def _get_small(self, key: str, dest: Path, progress: ProgressCallback | None) -> str:
+        """GET the object and write its body to ``dest`` while hashing it; return the digest."""
+        digest = hashlib.sha256()
+        with self._translated():
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) in _MISSING_CODES:
+                    raise NotFound(f"{key} is missing from {self.describe()}") from exc
+                raise
+            try:
+                with open(dest, "wb", buffering=0) as writer:
+                    for chunk in response["Body"].iter_chunks(CHUNK_SIZE):
+                        digest.update(chunk)
+                        write_all(writer, memoryview(chunk))
+                        if progress is not None:
+                            progress(len(chunk))
+            except botocore.exceptions.IncompleteReadError as exc:
+                raise StoreUnavailable(
+                    f"the connection to {self.describe()} broke while reading {key}: {exc}",
+                    "check the network, then try again",
+                ) from exc
+        return digest.hexdigest()
 
     def exists(self, key: str) -> bool:
         with self._translated():

@@ -187,7 +187,8 @@ class Store:
         missing = files_to_write(dest, wanted)
         digests = sorted({item.sha256 for item in missing})
         with transfer_progress(f"pull {version.ref}", sum(i.size for i in missing)) as progress:
-            cached = dict(zip(digests, self._fetch_all(digests, progress), strict=True))
+            sizes = {item.sha256: item.size for item in missing}
+            cached = dict(zip(digests, self._fetch_all(digests, sizes, progress), strict=True))
         for item in missing:
             _check_size(version, item, cached[item.sha256])
         sources = [(cached[item.sha256], item.path) for item in missing]
@@ -238,9 +239,14 @@ class Store:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _fetch_all(self, digests: list[str], progress: ProgressCallback) -> list[Path]:
+    def _fetch_all(
+        self, digests: list[str], sizes: dict[str, int], progress: ProgressCallback
+    ) -> list[Path]:
+        def fetch(digest: str) -> Path:
+            return self.cache.fetch(digest, progress, sizes.get(digest))
+
         with ThreadPoolExecutor(max(1, min(self.workers, len(digests)))) as pool:
-            return list(pool.map(lambda digest: self.cache.fetch(digest, progress), digests))
+            return list(pool.map(fetch, digests))
 
     def _newest(self, project: str, name: str, view: Namespace) -> ArtifactVersion | None:
         candidates = []

@@ -49,3 +49,18 @@ def test_copy_hashing_digest_names_what_was_written_when_the_source_grows(
 
     assert digest == hashlib.sha256(dest.read_bytes()).hexdigest()
     assert dest.read_bytes() == data
+
+
+@pytest.mark.parametrize("grown_to", [CHUNK // 2, 3 * CHUNK, PIPELINED + 7])
+def test_a_small_file_that_grew_is_copied_to_its_end(tmp_path: Path, grown_to: int) -> None:
+    # Measured at 100 bytes, the file is larger when read: the one-read path for small
+    # files must notice and copy (and hash) the rest.
+    data = os.urandom(grown_to)
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.write_bytes(data)
+
+    with open(source, "rb", buffering=0) as reader, open(dest, "wb", buffering=0) as writer:
+        digest = copy_hashing(reader, writer, 100, CHUNK, PIPELINED)
+
+    assert dest.read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
