@@ -160,9 +160,12 @@ def metric_summary(record: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def fixed_cells(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the run's own columns: id, task, status, invocation, start, and its resources."""
-    resources = record.get("resources")
-    resources = resources if isinstance(resources, Mapping) else {}
+    """Return the run's own columns: id, task, status, invocation, start, and its resources.
+
+    ``cpu`` is the task process's user + system CPU seconds and ``memory`` its peak RSS
+    in bytes (record fields ``cpu_user_s``, ``cpu_system_s``, ``max_rss_bytes``), empty
+    for records written before task processes measured them.
+    """
     return {
         "run": record.get("run_id"),
         "task": record.get("task"),
@@ -170,13 +173,13 @@ def fixed_cells(record: Mapping[str, Any]) -> dict[str, Any]:
         "invocation": record.get("group"),
         "started": record.get("started"),
         "duration": _seconds_between(record.get("started"), record.get("ended")),
-        "cpu": _cpu_seconds(resources),
-        "memory": resources.get("max_rss_bytes"),
+        "cpu": _cpu_seconds(record),
+        "memory": record.get("max_rss_bytes"),
     }
 
 
-def _cpu_seconds(resources: Mapping[str, Any]) -> float | None:
-    user, system = resources.get("user_cpu_seconds"), resources.get("system_cpu_seconds")
+def _cpu_seconds(record: Mapping[str, Any]) -> float | None:
+    user, system = record.get("cpu_user_s"), record.get("cpu_system_s")
     if user is None and system is None:
         return None
     return round(float(user or 0) + float(system or 0), 6)

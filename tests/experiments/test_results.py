@@ -189,3 +189,23 @@ def test_without_pandas_the_api_says_which_extra_to_install(project: Project) ->
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("2 aeromancy.results() needs pandas")
     assert "aeromancy[pandas]" in done.stdout
+
+
+def test_cpu_and_memory_come_from_the_record() -> None:
+    from aeromancy.experiments.results import Query, results_table
+
+    record = {
+        "run_id": "r1",
+        "task": "t",
+        "status": "succeeded",
+        "group": "g",
+        "started": "2026-12-01T10:00:00+00:00",
+        "ended": "2026-12-01T10:00:02.5+00:00",
+        "cpu_user_s": 1.25,
+        "cpu_system_s": 0.5,
+        "max_rss_bytes": 1024,
+    }
+    [row] = results_table(
+        [record, {**record, "run_id": "r0", "cpu_user_s": None}], Query(all_runs=True)
+    ).rows[:1]
+    assert (row["duration"], row["cpu"], row["memory"]) == (2.5, 1.75, 1024)
