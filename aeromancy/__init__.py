@@ -1,6 +1,6 @@
 """Aeromancy: reproducible ML pipelines with versioned artifacts and tracked runs.
 
-The public API is what ``__all__`` lists (pinned by tests/executor/test_public_api.py):
+The public API is what ``__all__`` lists (pinned by tests/execution/test_public_api.py):
 the ``task`` decorator, the ``Context`` handed to tasks, the error classes, and
 ``results`` (the results table as a pandas DataFrame).
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aeromancy.store.manifest import ArtifactVersion
@@ -85,6 +86,13 @@ class GuardedRun:
             self.run.log_outputs(outputs, blob_uris)
         except Exception as exc:
             self.guard.failed("log_outputs", exc)
+
+    def attach_log(self, path: Path) -> None:
+        """Forward the task's captured stdout and stderr to the tracker."""
+        try:
+            self.run.attach_log(path)
+        except Exception as exc:
+            self.guard.failed("attach_log", exc)
 
     def finish(self, record: Mapping[str, Any], succeeded: bool) -> None:
         """Close the tracker's run."""

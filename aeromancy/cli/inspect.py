@@ -24,7 +24,7 @@ from aeromancy.cli.output import (
 )
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
-from aeromancy.executor import code_identities
+from aeromancy.execution.executor import code_identities
 from aeromancy.experiments.params import load_layers
 from aeromancy.graph_formats import FORMATS, render, write_png
 from aeromancy.identity import dev_environment_key

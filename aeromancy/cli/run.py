@@ -15,6 +15,7 @@ from rich.status import Status
 
 from aeromancy.cli.output import (
     column,
+    print_error,
     print_heading,
     print_table,
     print_warning,
@@ -24,17 +25,21 @@ from aeromancy.cli.output import (
 )
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed, UsageError
-from aeromancy.executor import Executor, Invocation, invocation_id, raise_for_results
+from aeromancy.execution.executor import Executor, raise_for_results
+from aeromancy.execution.invocation import Invocation, invocation_id
+from aeromancy.execution.outcomes import Outcome, TaskResult
 from aeromancy.experiments.params import load_layers
 from aeromancy.identity import RunIdentity, dev_environment_key, identity_from_git
 from aeromancy.launcher import inside_container, launch_tracked_run
-from aeromancy.outcomes import Outcome, TaskResult
 from aeromancy.planning import build_plan, load_graph
 from aeromancy.run_options import RunOptions
 from aeromancy.store.manifest import Namespace
 from aeromancy.tracking import TRACKERS, make_tracker
 from aeromancy.tracking.base import Tracker
 from aeromancy.tracking.none import NoneTracker
+
+# The exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 
 
 def split_assignments(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
@@ -183,19 +188,23 @@ def run_graph(
 
         run_swept(state, options, plan, layers, invocation=invocation, tracker=tracker)
         return
-    with RunProgress(err) as progress:
-        executor = Executor(
-            plan,
-            state.store,
-            invocation,
-            tracker,
-            listener=progress,
-            warn=lambda message: print_warning(err, message),
-        )
-        try:
-            results = executor.run()
-        finally:
-            executor.tracker.close()
+    try:
+        with RunProgress(err) as progress:
+            executor = Executor(
+                plan,
+                state.store,
+                invocation,
+                tracker,
+                listener=progress,
+                warn=lambda message: print_warning(err, message),
+            )
+            try:
+                results = executor.run()
+            finally:
+                executor.tracker.close()
+    except KeyboardInterrupt:
+        print_error(err, "interrupted: every running task was stopped; nothing of theirs is kept")
+        raise click.exceptions.Exit(INTERRUPTED) from None
     print_summary(stdout_console(), results)
     print_failures(err, results)
     raise_for_results(results)

@@ -8,11 +8,12 @@ from aeromancy.cli.output import print_warning, stderr_console, stdout_console
 from aeromancy.cli.run import RunProgress, print_failures, print_summary
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed
-from aeromancy.executor import Executor, Invocation, raise_for_results
+from aeromancy.execution.executor import Executor, raise_for_results
+from aeromancy.execution.invocation import Invocation
+from aeromancy.execution.outcomes import Outcome
 from aeromancy.experiments.params import Layer
 from aeromancy.experiments.sweep_run import determinism, run_sweep
 from aeromancy.experiments.sweeps import check_request, parse_axes, plan_sweep
-from aeromancy.outcomes import Outcome
 from aeromancy.planning import Plan
 from aeromancy.run_options import RunOptions
 from aeromancy.tracking.base import Tracker

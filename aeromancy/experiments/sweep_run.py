@@ -13,11 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from aeromancy.execution.outcomes import Outcome, TaskResult
 from aeromancy.experiments.sweeps import SweepPlan, Variant, with_shared_outputs
-from aeromancy.outcomes import Outcome, TaskResult
 
 if TYPE_CHECKING:
-    from aeromancy.executor import Executor, Invocation
+    from aeromancy.execution.executor import Executor
+    from aeromancy.execution.invocation import Invocation
     from aeromancy.planning import Plan
 
 ExecutorFactory = Callable[["Plan", "Invocation"], "Executor"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from aeromancy.identity import RunIdentity
@@ -36,6 +37,9 @@ class TrackedRun(Protocol):
 
     def log_outputs(self, outputs: Sequence[ArtifactVersion], blob_uris: Mapping[str, str]) -> None:
         """Record published outputs; ``blob_uris`` maps a sha256 hex to its store URI."""
+
+    def attach_log(self, path: Path) -> None:
+        """Attach the task's captured stdout and stderr (the file at ``path``)."""
 
     def finish(self, record: Mapping[str, Any], succeeded: bool) -> None:
         """Close the run, attaching the final run record (environment capture included)."""

@@ -32,6 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aeromancy.errors import UsageError
@@ -51,6 +52,8 @@ HTTP_DEFAULTS = {
 PATH_PREFIX = "mlflow:"  # run paths in Aeromancy's records: mlflow:<experiment id>/<run id>
 RECORD_ARTIFACT = "aeromancy/run-record.json"
 ENVIRONMENT_ARTIFACT = "aeromancy/environment.json"
+# The task's captured stdout and stderr go under this artifact folder (as output.log).
+OUTPUT_ARTIFACT_DIR = "aeromancy"
 OUTPUTS_DIR = "aeromancy/outputs"
 INPUT_CONTEXT = "input"
 DIGEST_CHARS = 36  # MLflow stores at most 36 characters of a dataset digest
@@ -268,6 +271,10 @@ class MlflowRun:
             self._client.log_dict(self.run_id, document, f"{OUTPUTS_DIR}/{version.name}.json")
         tags = [RunTag(f"aeromancy.output.{v.name}", v.label) for v in outputs]
         self._client.log_batch(self.run_id, tags=tags)
+
+    def attach_log(self, path: Path) -> None:
+        """Attach the task's captured stdout and stderr (artifact ``aeromancy/<file name>``)."""
+        self._client.log_artifact(self.run_id, str(path), OUTPUT_ARTIFACT_DIR)
 
     def finish(self, record: Mapping[str, Any], succeeded: bool) -> None:
         """Send the metrics, attach the record and environment, then end the run."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aeromancy.store.manifest import ArtifactVersion
@@ -20,6 +21,9 @@ class NoneRun:
         pass
 
     def log_outputs(self, outputs: Sequence[ArtifactVersion], blob_uris: Mapping[str, str]) -> None:
+        pass
+
+    def attach_log(self, path: Path) -> None:
         pass
 
     def finish(self, record: Mapping[str, Any], succeeded: bool) -> None:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 CONFIG_KEY = "aeromancy"
 RECORD_FILENAME = "aeromancy-run-record.json"
 ENVIRONMENT_FILENAME = "aeromancy-environment.json"
+# The task's stdout and stderr, captured by the executor (W&B's own capture is off:
+# the task runs in a child process W&B does not see).
+OUTPUT_FILENAME = "aeromancy-output.log"
 # Environment facts copied into the summary, where W&B can filter and compare runs by them.
 SUMMARY_FACTS = ("python", "platform", "host", "cpu", "memory_bytes", "gpus", "container")
 MAX_TAG_LENGTH = 64  # W&B rejects longer tags
@@ -107,6 +111,16 @@ class WandbRun:
             with self._guard(f"log artifact {version.name}"):
                 artifact = reference_artifact(version, blob_uris)
                 self._require().log_artifact(artifact, aliases=["latest", version_alias(version)])
+
+    def attach_log(self, path: Path) -> None:
+        """Attach the task's captured stdout and stderr as a file of the run."""
+        if self._run is None:
+            return
+        with self._guard("attach the task output"):
+            run = self._require()
+            target = Path(run.dir) / OUTPUT_FILENAME
+            shutil.copyfile(path, target)
+            run.save(str(target), base_path=run.dir, policy="now")
 
     def finish(self, record: Mapping[str, Any], succeeded: bool) -> None:
         """Attach the run record and environment, then close the W&B run with an exit code."""

@@ -20,7 +20,7 @@ import pytest
 
 from aeromancy.store import open_store
 
-pytest.importorskip("aeromancy.executor", reason="needs the executor")
+pytest.importorskip("aeromancy.execution.executor", reason="needs the executor")
 
 AEROMANCY = Path(sys.executable).with_name("aeromancy")
 SECRET = "sk-e2e-4b1f9d0c7a2e-never-store-me"

@@ -10,59 +10,31 @@ a record.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.cache_files import cache_path
 from aeromancy.errors import InfrastructureError
+from aeromancy.execution.backend import Backend, LocalBackend
+from aeromancy.execution.interpreter import project_python
+from aeromancy.execution.invocation import Invocation
+from aeromancy.execution.outcomes import Outcome, TaskResult
+from aeromancy.execution.output import OutputSink, terminal_sink
+from aeromancy.execution.task_run import RunServices, TaskRequest
 from aeromancy.fingerprint import CodeIdentity, CodeScanner, fingerprint
-from aeromancy.identity import RunIdentity
-from aeromancy.outcomes import Outcome, TaskResult
 from aeromancy.planning import Plan
-from aeromancy.records import (
-    RecordIndex,
-    new_run_id,
-    remember_summaries,
-    summary_of_written,
-)
-from aeromancy.store.manifest import ArtifactVersion, Namespace
-from aeromancy.task_run import TaskRun
+from aeromancy.records import RecordIndex, remember_summaries, summary_of_written
+from aeromancy.store.manifest import ArtifactVersion
 from aeromancy.tasks import TaskSpec, import_path
 from aeromancy.tracker_guard import TrackerGuard
 from aeromancy.tracking.base import Tracker
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
-
-INVOCATION_ENV = "AEROMANCY_INVOCATION"
-
-
-def invocation_id() -> str:
-    """Return the id grouping this ``aeromancy run``: the launcher's, else a new one."""
-    return os.environ.get(INVOCATION_ENV) or new_run_id()
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """What is the same for every task of one ``aeromancy run``."""
-
-    project: str
-    root: Path
-    tasks: str
-    namespace: Namespace
-    identity: RunIdentity
-    environment_key: str
-    group: str
-    tags: tuple[str, ...] = ()
-    force: bool = False
-    jobs: int = 1
-
 
 Listener = Callable[[str, TaskResult | None], None]
 
@@ -73,7 +45,11 @@ def _quiet(task: str, result: TaskResult | None) -> None:
 
 class Executor:
     """Runs one plan. ``listener(task, None)`` is called when a task starts running and
-    ``listener(task, result)`` when it is settled (ran, skipped, failed or not run)."""
+    ``listener(task, result)`` when it is settled (ran, skipped, failed or not run).
+
+    Each task that runs is handed to a :class:`Backend` (default: one child process per
+    task run, of the project's interpreter); ``output`` shows what tasks print.
+    """
 
     def __init__(
         self,
@@ -84,12 +60,14 @@ class Executor:
         *,
         listener: Listener = _quiet,
         warn: Callable[[str], None] | None = None,
+        output: OutputSink = terminal_sink,
     ) -> None:
         self.plan = plan
         self.store = store
         self.inv = invocation
         self.tracker = TrackerGuard(tracker, warn)
         self.listener = listener
+        self.output = output
         self.results: dict[str, TaskResult] = {}
         self._lock = threading.Lock()
         self._environment: dict[str, Any] | None = None
@@ -97,37 +75,68 @@ class Executor:
         self._written: dict[str, dict[str, Any]] = {}
         self.code: dict[str, CodeIdentity] = {}
 
+    def services(self) -> RunServices:
+        """Return what the task runs of this invocation share."""
+        return RunServices(
+            invocation=self.inv,
+            store=self.store,
+            tracker=self.tracker,
+            environment=self.environment,
+            remember=self.remember,
+            output=self.output,
+            prefix=self.inv.jobs > 1,
+        )
+
     def run(self) -> dict[str, TaskResult]:
-        """Run the plan; return each task's result in plan order."""
+        """Run the plan; return each task's result in plan order.
+
+        A KeyboardInterrupt stops every running task (nothing of theirs is published)
+        and is raised again.
+        """
+        python = project_python(self.inv.root)
         self._index = RecordIndex.load(self.store, self.inv.project, self.inv.namespace)
         self.code = code_identities(self.plan, self.inv.root, self.inv.tasks)
+        backend = LocalBackend(self.services(), python, self.inv.jobs)
+        try:
+            self._schedule(backend)
+        finally:
+            backend.close()
+        remember_summaries(self.store, self.inv.project, self.inv.namespace, self._written)
+        return {name: self.results[name] for name in self.plan.order}
+
+    def _schedule(self, backend: Backend) -> None:
+        jobs = max(1, self.inv.jobs)
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="settle") as pool:
+            try:
+                self._submit_in_order(pool, backend, jobs)
+            except KeyboardInterrupt:
+                backend.stop()  # before the pool waits for the running tasks
+                raise
+
+    def _submit_in_order(self, pool: ThreadPoolExecutor, backend: Backend, jobs: int) -> None:
         sorter = self.plan.graph.sorter(set(self.plan.order))
         sorter.prepare()
         pending: dict[Future[TaskResult], str] = {}
         ready: deque[str] = deque()
-        jobs = max(1, self.inv.jobs)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            while sorter.is_active():
-                for name in sorter.get_ready():
-                    blocked = self._failed_upstream(name)
-                    if blocked:
-                        self._settle(TaskResult(name, Outcome.NOT_RUN, blocked_by=blocked))
-                        sorter.done(name)
-                    else:
-                        ready.append(name)
-                # Submit no more than ``jobs``: waiting on a few futures stays cheap.
-                while ready and len(pending) < jobs:
-                    name = ready.popleft()
-                    pending[pool.submit(self._run_task, name)] = name
-                if not pending:
-                    continue
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    name = pending.pop(future)
-                    self._settle(future.result())
+        while sorter.is_active():
+            for name in sorter.get_ready():
+                blocked = self._failed_upstream(name)
+                if blocked:
+                    self._settle(TaskResult(name, Outcome.NOT_RUN, blocked_by=blocked))
                     sorter.done(name)
-        remember_summaries(self.store, self.inv.project, self.inv.namespace, self._written)
-        return {name: self.results[name] for name in self.plan.order}
+                else:
+                    ready.append(name)
+            # Submit no more than ``jobs``: waiting on a few futures stays cheap.
+            while ready and len(pending) < jobs:
+                name = ready.popleft()
+                pending[pool.submit(self._run_task, name, backend)] = name
+            if not pending:
+                continue
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = pending.pop(future)
+                self._settle(future.result())
+                sorter.done(name)
 
     def _settle(self, result: TaskResult) -> None:
         self.results[result.task] = result
@@ -150,7 +159,8 @@ class Executor:
                 versions[ref] = self.plan.store_inputs[ref]
         return versions
 
-    def _run_task(self, name: str) -> TaskResult:
+    def _run_task(self, name: str, backend: Backend) -> TaskResult:
+        """Reuse an up-to-date run of ``name``, else run it on ``backend`` and wait."""
         spec = self.plan.graph.specs[name]
         config = self.plan.configs[name]
         inputs = self.input_versions(spec)
@@ -162,7 +172,11 @@ class Executor:
                 record, outputs = found
                 return TaskResult(name, Outcome.SKIPPED, str(record["run_id"]), outputs)
         self.listener(name, None)
-        return TaskRun(self, spec, config, inputs, key).execute()
+        sources = self.plan.config_sources.get(name, {})
+        request = TaskRequest(
+            spec, config, inputs, key, self.code[name], sources, self.plan.variant
+        )
+        return backend.submit(request).result()
 
     def environment(self) -> dict[str, Any]:
         """Return the environment capture, taken once per invocation on first need."""

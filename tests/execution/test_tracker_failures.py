@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 
-from aeromancy import Context, task
-from aeromancy.executor import Executor, Invocation
+from aeromancy.execution.executor import Executor
+from aeromancy.execution.invocation import Invocation
+from aeromancy.execution.outcomes import Outcome
 from aeromancy.identity import RunIdentity
-from aeromancy.outcomes import Outcome
-from aeromancy.planning import build_graph, build_plan
+from aeromancy.planning import build_plan, load_graph
 from aeromancy.store import ArtifactVersion, open_store
-from aeromancy.tasks import SPEC_ATTRIBUTE
 from aeromancy.tracking.base import TaskRunInfo
 
 
@@ -32,6 +31,9 @@ class BrokenRun:
 
     def log_outputs(self, outputs: Sequence[ArtifactVersion], blob_uris: Mapping[str, str]) -> None:
         raise ConnectionError("tracker outputs lost")
+
+    def attach_log(self, path: Path) -> None:
+        raise ConnectionError("tracker log file lost")
 
     def finish(self, record: Mapping[str, Any], succeeded: bool) -> None:
         raise ConnectionError("tracker finish lost")
@@ -47,17 +49,23 @@ class BrokenTracker:
         return BrokenRun()
 
 
+PIPELINE = """\
+from aeromancy import Context, task
+
+
 @task(outputs=["numbers"])
 def produce(ctx: Context, count: int = 3) -> None:
     ctx.log({"count": count})
     path = ctx.workdir / "numbers.txt"
     path.write_text(" ".join(str(i) for i in range(count)))
     ctx.save("numbers", path)
+"""
 
 
 def run_with(tracker: BrokenTracker, store_url: str, root: Path) -> tuple[Any, list[str]]:
     store = open_store(store_url)
-    graph = build_graph({"produce": getattr(produce, SPEC_ATTRIBUTE)}, "demo")
+    (root / "pipeline.py").write_text(PIPELINE)
+    graph = load_graph("pipeline.py", root, "demo")
     plan = build_plan(graph, store, namespace="dev")
     invocation = Invocation(
         project="demo",

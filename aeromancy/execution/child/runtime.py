@@ -1,0 +1,118 @@
+"""The task's own process: read the request, import the task module, call the function.
+
+Whatever the task does ends with this process: ``sys.exit`` and ``os._exit`` end it with
+their code, a crash or a signal kills it, threads it leaves running stop when it exits,
+and its ``chdir`` and module state are gone with it. The parent names the cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from aeromancy.context import Context
+from aeromancy.errors import UsageError
+from aeromancy.execution.child.protocol import (
+    LOG_EVENT,
+    MAX_ERROR_CHARS,
+    PROTOCOL,
+    RESULT_EVENT,
+    EventWriter,
+)
+from aeromancy.tasks import TaskSpec, collect_tasks, load_module
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the request named on the command line; exit 0 after sending its result."""
+    request_path, events_fd = (sys.argv[1:] if argv is None else argv)[:2]
+    faulthandler.enable()  # a segfault leaves a Python traceback on stderr
+    events = EventWriter(int(events_fd))
+    request = json.loads(Path(request_path).read_text())
+    if request.get("protocol") != PROTOCOL:
+        raise SystemExit(f"aeromancy child: protocol {request.get('protocol')} is not {PROTOCOL}")
+    try:
+        result = run_request(request, events)
+    except SystemExit as exc:
+        _exit(_exit_status(exc.code))
+    events.send(RESULT_EVENT, **result)
+    # os._exit, not return: threads the task left running must not keep this process.
+    _exit(0)
+
+
+def run_request(request: dict[str, Any], events: EventWriter) -> dict[str, Any]:
+    """Return the ``result`` event's fields for calling the requested task."""
+    try:
+        spec = find_task(request["tasks"], Path(request["root"]), request["task"])
+    except Exception:
+        return {"ok": False, "error": _traceback()}
+    inputs = {ref: Path(path) for ref, path in request["inputs"].items()}
+
+    def log(metrics: Any, step: int | None) -> None:
+        events.send(LOG_EVENT, metrics=metrics, step=step)
+
+    ctx = Context(
+        task=spec.name,
+        run_id=request["run_id"],
+        config=request["config"],
+        workdir=Path(request["workdir"]),
+        inputs=inputs,
+        outputs=request["outputs"],
+        loader=inputs.__getitem__,
+        logger=log,
+    )
+    # A ``seed`` set by --repeat reaches the task as ctx.seed unless it declares one.
+    params = {k: v for k, v in request["config"].items() if k in spec.defaults}
+    try:
+        spec.fn(ctx, **params)
+    except SystemExit:
+        raise
+    except BaseException:  # KeyboardInterrupt too: it is this task's failure
+        return {"ok": False, "error": _traceback()}
+    saved = ctx.saved_outputs()
+    missing = [name for name in request["outputs"] if name not in saved]
+    if missing:
+        error = UsageError(
+            f"task {spec.name} returned without saving {', '.join(missing)}",
+            "call ctx.save for every declared output",
+        )
+        return {"ok": False, "error": str(error)}
+    return {"ok": True, "saved": [_saved_entry(out) for out in saved.values()]}
+
+
+def find_task(tasks: str, root: Path, name: str) -> TaskSpec:
+    """Return the task ``name`` of the task module. Raises LookupError when it is gone."""
+    specs = collect_tasks(load_module(tasks, root))
+    if name not in specs:
+        raise LookupError(f"task module {tasks} no longer defines task {name}")
+    return specs[name]
+
+
+def _saved_entry(out: Any) -> dict[str, Any]:
+    return {"name": out.name, "path": str(out.path), "metadata": dict(out.metadata)}
+
+
+def _traceback() -> str:
+    return traceback.format_exc()[-MAX_ERROR_CHARS:]
+
+
+def _exit_status(code: object) -> int:
+    """Return the status ``sys.exit(code)`` gives a process (a message is printed, then 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _exit(status: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
