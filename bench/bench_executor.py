@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aeromancy.execution.executor import Executor, Invocation, code_identities  # noqa: E402
+from aeromancy.execution.executor import Executor, code_identities  # noqa: E402
+from aeromancy.execution.invocation import Invocation  # noqa: E402
 from aeromancy.identity import RunIdentity, dev_environment_key  # noqa: E402
 from aeromancy.planning import build_plan, load_graph  # noqa: E402
 from aeromancy.records import RecordIndex  # noqa: E402

@@ -151,3 +151,17 @@ def project_with(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
         return make_project(tmp_path / "demo", store_url, monkeypatch, textwrap.dedent(pipeline))
 
     return make
+
+
+@pytest.fixture
+def local_project_with(
+    tmp_path: Path, local_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> ProjectFactory:
+    """Return a factory making the demo project with another pipeline.py, local store only."""
+
+    def make(pipeline: str) -> Project:
+        return make_project(
+            tmp_path / "demo", local_store_url, monkeypatch, textwrap.dedent(pipeline)
+        )
+
+    return make

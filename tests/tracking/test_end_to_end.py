@@ -30,6 +30,7 @@ REMOTE_TOKEN = "glcbt-e2e-5d2c81f0-remote-token"  # as GitLab CI puts in its rem
 PIPELINE = """\
 import hashlib
 import os
+import sys
 
 from aeromancy import Context, task
 
@@ -42,6 +43,8 @@ def ingest(ctx: Context) -> None:
     folder.mkdir()
     (folder / "rows.csv").write_text("x\\n1\\n2\\n3\\n")
     (folder / "seen.txt").write_text(hashlib.sha256(seen.encode()).hexdigest())
+    print("ingest wrote 3 rows")
+    print("ingest warns on stderr", file=sys.stderr)
     ctx.save("raw", folder)
 
 
@@ -146,6 +149,11 @@ def test_every_task_run_is_recorded_in_wandb(
         assert saved["run_id"] == record["run_id"]
         assert saved["environment"]["python_packages"]["wandb"]
 
+    output = (runs["ingest"].directory / "files" / "aeromancy-output.log").read_text()
+    assert "ingest wrote 3 rows\n" in output
+    assert "ingest warns on stderr\n" in output
+    assert "aeromancy-output.log" in runs["ingest"].saved_files
+    assert records["ingest"]["log"] == hashlib.sha256(output.encode()).hexdigest()
     assert runs["train"].config["epochs"] == 4
     assert [row["loss"] for row in runs["train"].history if "loss" in row] == [1, 0.5, 1 / 3, 0.25]
     assert {i["name"] for i in _inputs(runs["evaluate"])} == {"raw", "model"}
