@@ -259,7 +259,8 @@ class WandbTracker:
     def _settings(self, info: TaskRunInfo) -> dict[str, Any]:
         identity = info.identity
         settings: dict[str, Any] = {
-            # Quiet: our own output stays readable, and task stdout is not copied.
+            # Quiet: our own output stays readable. The task runs in a child process
+            # W&B does not see; its output is attached as aeromancy-output.log instead.
             "silent": True,
             "console": "off",
             "save_code": False,
