@@ -41,6 +41,7 @@ def ingest(ctx: Context) -> None:
     folder.mkdir()
     (folder / "rows.csv").write_text("x\\n1\\n2\\n3\\n")
     (folder / "seen.txt").write_text(hashlib.sha256(seen.encode()).hexdigest())
+    print("ingest wrote 3 rows")
     ctx.save("raw", folder)
 
 
@@ -181,6 +182,11 @@ def test_a_pipeline_tracked_with_mlflow_reads_back_through_the_client(
             client, run.info.run_id, "aeromancy/environment.json", tmp_path / "env" / task
         )
         assert environment["python_packages"]["mlflow"]
+
+    output = client.download_artifacts(
+        tasks["ingest"].info.run_id, "aeromancy/output.log", str(tmp_path / "out")
+    )
+    assert Path(output).read_text() == "ingest wrote 3 rows\n"
 
     train = tasks["train"]
     assert train.data.params == {
