@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,17 @@ def test_fast_config_reading_matches_inspect() -> None:
         pass
 
     assert _plain_config_defaults(missing) is None
+
+
+def test_an_edit_of_the_same_size_in_the_same_second_runs_the_new_code(tmp_path: Path) -> None:
+    # The compiled code is cached by the source's digest, never by its mtime and size.
+    root = tmp_path / "proj"
+    root.mkdir()
+    module = root / "flow.py"
+    module.write_text("from aeromancy import task\n\n@task()\ndef one(ctx, n=1): ...\n")
+    stamp = module.stat().st_mtime_ns
+    assert load_tasks("flow.py", root)["one"].defaults["n"] == 1
+    module.write_text("from aeromancy import task\n\n@task()\ndef one(ctx, n=2): ...\n")
+    os.utime(module, ns=(stamp, stamp))
+    assert load_tasks("flow.py", root)["one"].defaults["n"] == 2
+    assert load_tasks("flow.py", root)["one"].defaults["n"] == 2  # from the cache now
