@@ -104,6 +104,18 @@ def _tracker(value: Any) -> str | None:
     return str(value)
 
 
+def resolve_store(store: str, root: Path) -> str:
+    """Return ``store`` with a relative local path made absolute against the project root.
+
+    So ``--store``, ``AEROMANCY_STORE`` and ``[tool.aeromancy] store`` name one directory
+    wherever in the project a command runs (URLs such as ``s3://`` are left alone).
+    """
+    if "://" in store:
+        return store
+    path = Path(store).expanduser()
+    return str(path if path.is_absolute() else root / path)
+
+
 def load_settings(start: Path | None = None, store: str | None = None) -> Settings:
     """Return the settings of the project containing ``start`` (default: the cwd).
 
@@ -118,7 +130,9 @@ def load_settings(start: Path | None = None, store: str | None = None) -> Settin
         root=root,
         project=check_name(str(project), "project"),
         tasks=str(tool.get("tasks", DEFAULT_TASKS)),
-        store=store or os.environ.get(STORE_ENV) or tool.get("store") or default_store(),
+        store=resolve_store(
+            store or os.environ.get(STORE_ENV) or tool.get("store") or default_store(), root
+        ),
         base_image=str(tool.get("base_image") or default_base_image()),
         debian_packages=_str_list(tool.get("debian_packages", []), "debian_packages"),
         docker_run_args=_str_list(tool.get("docker_run_args", []), "docker_run_args"),

@@ -62,17 +62,42 @@ def task(
     """
     input_refs = tuple(_check_input_ref(ref) for ref in _as_list(inputs, "inputs"))
     if isinstance(outputs, Mapping):
-        output_types = {check_name(name): str(kind) for name, kind in outputs.items()}
+        output_types = {
+            check_name(name): check_name(str(kind), "output type") for name, kind in outputs.items()
+        }
     else:
         output_types = {check_name(name): DEFAULT_OUTPUT_TYPE for name in _as_list(outputs, "out")}
 
     def decorate(fn: F) -> F:
         name = check_name(fn.__name__, "task")
         spec = TaskSpec(name, fn, input_refs, output_types, config_defaults(fn))
+        _claim_name(fn, name)
         setattr(fn, SPEC_ATTRIBUTE, spec)
         return fn
 
     return decorate
+
+
+#: Set in a task module's globals: the task names its @task decorations took so far.
+_DEFINED = "__aeromancy_task_names__"
+
+
+def _claim_name(fn: Callable[..., Any], name: str) -> None:
+    """Raise GraphError when this module already defined another task called ``name``.
+
+    A second ``def train`` would silently replace the first in the module; the names
+    are kept in the module's own globals, so re-importing a module starts afresh.
+    Only functions at the module's top level count (a nested one replaces nothing).
+    """
+    if fn.__qualname__ != fn.__name__:
+        return
+    taken = fn.__globals__.setdefault(_DEFINED, {})
+    if taken.get(name, fn) is not fn:
+        raise GraphError(
+            f"two tasks are named {name!r} in {fn.__module__} (the first would vanish)",
+            "rename one of the functions",
+        )
+    taken[name] = fn
 
 
 def _as_list(values: Iterable[str], what: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,10 +141,15 @@ def _print_status_summary(
     default=None,
     help="Write to FILE instead of standard output (required for png).",
 )
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.pass_context
-def graph(ctx: click.Context, tasks: str | None, fmt: str, output: Path | None) -> None:
+def graph(
+    ctx: click.Context, tasks: str | None, fmt: str, output: Path | None, force: bool
+) -> None:
     """Draw the task graph (text, dot, mermaid or png)."""
     settings = _state(ctx).settings
+    if output is not None and os.path.lexists(output) and not force:
+        raise UsageError(f"{output} already exists", "choose another file, or pass --force")
     task_graph = load_graph(tasks or settings.tasks, settings.root, settings.project)
     if fmt == "png":
         if output is None:
