@@ -2,7 +2,8 @@
 
 What is kept (the roots): every manifest of every project in both namespaces, every
 image record (``images/<id>.json``: its config and layer blobs) and every code
-package (``code/<project>/<commit>.json``: its files). Deleting image records and
+package (``code/<project>/<commit>.json``: its files), and the output log each run
+record names (``log``). Deleting image records and
 code packages that no run record uses is left to a later change: here they only
 keep their blobs alive (the extension point is :func:`_root_digests`).
 
@@ -44,6 +45,7 @@ START, END = ".start.json", ".end.json"
 CLOCK_MARGIN = 300.0
 DEFAULT_GRACE_SECONDS = 3600.0
 MANIFEST_PREFIXES = ("artifacts/", "dev/artifacts/")
+RUN_PREFIXES = ("runs/", "dev/runs/")
 #: How often a publisher looks again whether a gc has finished.
 POLL_SECONDS = 0.5
 
@@ -86,6 +88,7 @@ def collect(backend: Backend, options: GcOptions) -> GcReport:
         kept = [version for key, version in manifests if key not in doomed]
         referenced = {f.sha256 for version in kept for f in version.files}
         referenced |= _root_digests(backend)
+        referenced |= _log_digests(backend)
         _sweep_blobs(backend, referenced, options, report)
     return report
 
@@ -216,6 +219,22 @@ def _root_digests(backend: Backend) -> set[str]:
                     "repair or delete it, then run gc again",
                 ) from exc
             digests |= set(_sha256_values(document))
+    return digests
+
+
+def _log_digests(backend: Backend) -> set[str]:
+    """Return the task output logs run records name (``log``: a blob's sha256); kept
+    while their record exists. An unreadable record names none."""
+    digests: set[str] = set()
+    for prefix in RUN_PREFIXES:
+        for key in backend.list_prefix(prefix):
+            data = backend.read_bytes(key) if key.endswith(".json") else None
+            try:
+                log = json.loads(data).get("log") if data is not None else None
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(log, str):
+                digests.add(log)
     return digests
 
 

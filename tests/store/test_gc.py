@@ -112,6 +112,19 @@ def test_blobs_of_stored_images_are_kept(store: Store, raw: RawAccess, tmp_path:
     assert blob(b"a layer") in raw.keys("blobs/")
 
 
+def test_the_output_log_a_run_record_names_is_kept(
+    store: Store, raw: RawAccess, tmp_path: Path
+) -> None:
+    orphan(store, raw, tmp_path, b"printed by a task")
+    orphan(store, raw, tmp_path, b"nobody's log")
+    record = {"run_id": "20260101-000000-00000000", "log": sha(b"printed by a task")}
+    store.put_run_record("proj", record["run_id"], record, namespace="dev")
+
+    assert collect(store.backend, NOW).blobs == 1
+    assert blob(b"printed by a task") in raw.keys("blobs/")
+    assert blob(b"nobody's log") not in raw.keys("blobs/")
+
+
 def test_a_damaged_manifest_stops_gc_before_it_deletes_anything(
     store: Store, raw: RawAccess, tmp_path: Path
 ) -> None:
