@@ -126,9 +126,9 @@ def _print_status_summary(
         highlight=False,
         soft_wrap=True,
     )
-    print_plain_table(
-        console, ("task", "why it would run"), ((n, statuses[n].reason) for n in stale)
-    )
+    if stale:
+        reasons = ((name, statuses[name].reason) for name in stale)
+        print_plain_table(console, ("task", "why it would run"), reasons)
 
 
 @click.command("graph")
