@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -86,6 +86,7 @@ SUMMARY_FIELDS = (
     "outputs",
     "config",
     "code",
+    "files",
     "environment_key",
     "started",
     "ended",
@@ -94,7 +95,7 @@ SUMMARY_FIELDS = (
     "namespace",
     "group",
 )
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2  # 2: with the files a run read
 
 
 def summarise(store: Store, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,6 +203,13 @@ def _write_summaries(path: Path, summaries: Mapping[str, dict[str, Any]]) -> Non
     write_atomically(path, json.dumps(document, separators=(",", ":")).encode())
 
 
+Accept = Callable[[Mapping[str, Any]], bool]
+
+
+def _any_record(record: Mapping[str, Any]) -> bool:
+    return True
+
+
 @dataclass
 class RecordIndex:
     """The successful runs of one project and namespace, newest first per fingerprint.
@@ -240,19 +248,22 @@ class RecordIndex:
         with gc_paused():
             return cls.build(record_summaries(store, project, namespace))
 
-    def candidate(self, fingerprint: str) -> Mapping[str, Any] | None:
-        """Return the newest successful run with this fingerprint, or None."""
-        found = self.by_fingerprint.get(fingerprint)
-        return found[0] if found else None
+    def candidate(self, fingerprint: str, accept: Accept = _any_record) -> Mapping[str, Any] | None:
+        """Return the newest successful run with this fingerprint that ``accept`` takes."""
+        found = self.by_fingerprint.get(fingerprint, ())
+        return next((record for record in found if accept(record)), None)
 
     def reusable(
-        self, store: Store, fingerprint: str
+        self, store: Store, fingerprint: str, accept: Accept = _any_record
     ) -> tuple[Mapping[str, Any], list[ArtifactVersion]] | None:
         """Return the newest matching run whose outputs are all still stored, and them.
 
-        Returns None when no successful run has this fingerprint or none kept its outputs.
+        ``accept`` may refuse a run (e.g. a file it read has changed). Returns None when
+        no successful run has this fingerprint, is accepted and kept its outputs.
         """
         for record in self.by_fingerprint.get(fingerprint, ()):
+            if not accept(record):
+                continue
             outputs = _stored_outputs(store, record)
             if outputs is not None:
                 return record, outputs

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aeromancy.file_deps import FileDigests
 from aeromancy.fingerprint import CodeIdentity, fingerprint
 from aeromancy.gcpause import gc_paused
 from aeromancy.planning import Plan
@@ -48,17 +50,21 @@ def plan_status(
     index: RecordIndex,
     code: Mapping[str, CodeIdentity],
     environment_keys: EnvironmentKeys,
+    *,
+    root: Path | None = None,
 ) -> dict[str, TaskStatus]:
     """Return the status of each planned task, in plan order.
 
     ``environment_keys(task)`` gives the environment keys a matching run may have had:
-    the current one when known, else those of the task's earlier runs.
+    the current one when known, else those of the task's earlier runs. With ``root``,
+    a run whose recorded project files changed is not reused.
     """
+    files = None if root is None else FileDigests(root)
     with gc_paused():
-        quick = _StatusPass(plan, store, index, code, environment_keys, verify=False).run()
+        quick = _StatusPass(plan, store, index, code, environment_keys, files, False).run()
         if blobs_present(store, (sha for status in quick.values() for sha in status.blobs)):
             return quick
-        return _StatusPass(plan, store, index, code, environment_keys, verify=True).run()
+        return _StatusPass(plan, store, index, code, environment_keys, files, True).run()
 
 
 def blobs_present(store: Store, digests: Iterable[str]) -> bool:
@@ -73,8 +79,11 @@ class _StatusPass:
     index: RecordIndex
     code: Mapping[str, CodeIdentity]
     environment_keys: EnvironmentKeys
+    files: FileDigests | None
     verify: bool
     statuses: dict[str, TaskStatus] = field(default_factory=dict)
+    # Per task, the first changed file of a run that matched all but its files.
+    changed_files: dict[str, str] = field(default_factory=dict)
 
     def run(self) -> dict[str, TaskStatus]:
         for name in self.plan.order:
@@ -92,16 +101,30 @@ class _StatusPass:
                 digests[ref] = self.plan.store_inputs[ref].digest
         return digests
 
+    def _files_unchanged(self, name: str) -> Callable[[Mapping[str, Any]], bool]:
+        declared = self.plan.graph.specs[name].files
+
+        def unchanged(record: Mapping[str, Any]) -> bool:
+            if self.files is None:
+                return True
+            changed = self.files.changed(record.get("files") or {}, declared)
+            if changed is not None:
+                self.changed_files.setdefault(name, changed)
+            return changed is None
+
+        return unchanged
+
     def _reusable(self, name: str, key: str) -> TaskStatus | None:
+        accept = self._files_unchanged(name)
         if self.verify:
-            found = self.index.reusable(self.store, key)
+            found = self.index.reusable(self.store, key, accept)
             if found is None:
                 return None
             record, versions = found
             outputs = {v.name: v.digest for v in versions}
             blobs = tuple(f.sha256 for v in versions for f in v.files)
             return TaskStatus(name, True, "up to date", str(record["run_id"]), outputs, blobs)
-        summary = self.index.candidate(key)
+        summary = self.index.candidate(key, accept)
         if summary is None or summary.get("output_blobs") is None:
             return None
         outputs = {str(o["name"]): str(o["digest"]) for o in summary.get("outputs", ())}
@@ -121,6 +144,8 @@ class _StatusPass:
             found = self._reusable(name, key)
             if found is not None:
                 return found
+        if name in self.changed_files:
+            return TaskStatus(name, False, f"file {self.changed_files[name]} changed")
         latest = self.index.latest.get(name)
         return TaskStatus(name, False, _why_stale(latest, code, config, digests))
 

@@ -44,6 +44,8 @@ class TaskSpec:
     inputs: tuple[str, ...]
     outputs: Mapping[str, str]
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Project files and directories the task reads by means the child cannot see.
+    files: tuple[str, ...] = ()
 
     @property
     def module_name(self) -> str:
@@ -54,8 +56,12 @@ class TaskSpec:
 def task(
     inputs: Iterable[str] = (),
     outputs: Mapping[str, str] | Iterable[str] = (),
+    files: Iterable[str] = (),
 ) -> Callable[[F], F]:
     """Mark a function as a task. ``outputs`` is ``{name: type}`` or a list (type "artifact").
+
+    ``files`` lists project files and directories (relative to the project root) the task
+    reads through native code; files it opens from Python are found without declaring.
 
     Raises InvalidName for a bad input or output name and UsageError when the function's
     parameters after ``ctx`` are not keyword parameters with JSON-like defaults.
@@ -67,10 +73,11 @@ def task(
         }
     else:
         output_types = {check_name(name): DEFAULT_OUTPUT_TYPE for name in _as_list(outputs, "out")}
+    declared = tuple(_check_declared_file(path) for path in _as_list(files, "files"))
 
     def decorate(fn: F) -> F:
         name = check_name(fn.__name__, "task")
-        spec = TaskSpec(name, fn, input_refs, output_types, config_defaults(fn))
+        spec = TaskSpec(name, fn, input_refs, output_types, config_defaults(fn), declared)
         _claim_name(fn, name)
         setattr(fn, SPEC_ATTRIBUTE, spec)
         return fn
@@ -113,6 +120,17 @@ def _check_input_ref(ref: str) -> str:
         check_name(project, "project")
     check_name(name)
     return ref
+
+
+def _check_declared_file(path: str) -> str:
+    """Return a declared file path after checking it stays inside the project."""
+    parts = path.replace("\\", "/").split("/")
+    if not path or path.startswith("/") or ".." in parts:
+        raise UsageError(
+            f"@task files entry {path!r} must be a path inside the project",
+            "give it relative to the project root, e.g. 'data/' or 'conf/x.yaml'",
+        )
+    return path
 
 
 def input_name(ref: str) -> str:

@@ -82,7 +82,7 @@ def list_tasks(ctx: click.Context, tasks: str | None, dev: bool, show_all: bool)
         # On the host the image id of a future tracked run is unknown: any earlier one counts.
         return [dev_key] if dev else index.environments.get(task, [])
 
-    statuses = plan_status(plan, state.store, index, code, environments)
+    statuses = plan_status(plan, state.store, index, code, environments, root=settings.root)
     console = stdout_console()
     if len(plan.order) <= FULL_TABLE_LIMIT:
         print_table(console, _status_table(graph.specs, plan.order, statuses))

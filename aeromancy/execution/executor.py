@@ -25,6 +25,7 @@ from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome, TaskResult
 from aeromancy.execution.output import OutputSink, terminal_sink
 from aeromancy.execution.task_run import RunServices, TaskRequest
+from aeromancy.file_deps import FileDigests
 from aeromancy.fingerprint import CodeIdentity, CodeScanner, fingerprint
 from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex, remember_summaries, summary_of_written
@@ -167,7 +168,12 @@ class Executor:
         digests = {ref: version.digest for ref, version in inputs.items()}
         key = fingerprint(name, self.code[name].digest, config, digests, self.inv.environment_key)
         if not self.inv.force:
-            found = self._index.reusable(self.store, key)
+            files = FileDigests(self.inv.root)
+
+            def unchanged(record: Mapping[str, Any]) -> bool:
+                return files.changed(record.get("files") or {}, spec.files) is None
+
+            found = self._index.reusable(self.store, key, unchanged)
             if found is not None:
                 record, outputs = found
                 return TaskResult(name, Outcome.SKIPPED, str(record["run_id"]), outputs)

@@ -23,6 +23,7 @@ from aeromancy.execution.outcomes import Outcome, TaskResult
 from aeromancy.execution.output import CappedLog, OutputRelay, OutputSink
 from aeromancy.execution.process import ChildExit, ChildProcesses
 from aeromancy.experiments.metrics import MetricSummary
+from aeromancy.file_deps import FileDigests
 from aeromancy.fingerprint import CodeIdentity
 from aeromancy.leftovers import remove_tree, task_dir
 from aeromancy.records import (
@@ -89,6 +90,7 @@ class TaskRun:
         self.metric_summary = MetricSummary()
         self.started = ""
         self.infrastructure: AeromancyError | None = None
+        self.read_files: list[str] = []  # project files the child saw the task read
 
     def execute(self) -> TaskResult:
         """Run the task in its child and settle its outputs and record; never raises for
@@ -135,6 +137,7 @@ class TaskRun:
         if log_bytes:
             tracked.attach_log(log.path)
         record = self._record(outputs, error, tracked.path, ended)
+        record["files"] = self._file_dependencies() if error is None else {}
         record["log"] = self._store_log(log.path) if log_bytes else None
         record["log_bytes"] = log_bytes
         inv = self.services.invocation
@@ -176,7 +179,13 @@ class TaskRun:
         result = ended.result or {}
         if not result.get("ok"):
             return str(result.get("error") or "the task failed"), ended, {}
+        self.read_files = [str(path) for path in result.get("files") or ()]
         return None, ended, {entry["name"]: entry for entry in result.get("saved", ())}
+
+    def _file_dependencies(self) -> dict[str, str | None]:
+        """Return the digest of each project file the task read or declared."""
+        root = self.services.invocation.root
+        return FileDigests(root).record(self.read_files, self.spec.files)
 
     def _write_request(self, scratch: Path) -> Path:
         """Materialise every input and write the child's request; return its path."""

@@ -72,6 +72,7 @@ def test_the_child_imports_no_aeromancy_module_that_needs_dependencies(tmp_path:
         "aeromancy.execution",
         "aeromancy.execution.child",
         "aeromancy.execution.child.protocol",
+        "aeromancy.execution.child.reads",
         "aeromancy.execution.child.runtime",
     }
 

@@ -25,6 +25,7 @@ from aeromancy.execution.child.protocol import (
     RESULT_EVENT,
     EventWriter,
 )
+from aeromancy.execution.child.reads import ReadRecorder
 from aeromancy.tasks import TaskSpec, collect_tasks, load_module
 
 
@@ -68,12 +69,19 @@ def run_request(request: dict[str, Any], events: EventWriter) -> dict[str, Any]:
     )
     # A ``seed`` set by --repeat reaches the task as ctx.seed unless it declares one.
     params = {k: v for k, v in request["config"].items() if k in spec.defaults}
+    reads = ReadRecorder()
+    sys.addaudithook(reads.hook)  # a hook cannot be removed: it stays off once the task ends
+    reads.active = True
     try:
         spec.fn(ctx, **params)
     except SystemExit:
         raise
     except BaseException:  # KeyboardInterrupt too: it is this task's failure
         return {"ok": False, "error": _traceback()}
+    finally:
+        reads.active = False
+    scratch = str(Path(request["workdir"]).parent)
+    files = reads.dependencies(request["root"], [scratch, request["workdir"]])
     saved = ctx.saved_outputs()
     missing = [name for name in request["outputs"] if name not in saved]
     if missing:
@@ -82,7 +90,7 @@ def run_request(request: dict[str, Any], events: EventWriter) -> dict[str, Any]:
             "call ctx.save for every declared output",
         )
         return {"ok": False, "error": str(error)}
-    return {"ok": True, "saved": [_saved_entry(out) for out in saved.values()]}
+    return {"ok": True, "saved": [_saved_entry(out) for out in saved.values()], "files": files}
 
 
 def find_task(tasks: str, root: Path, name: str) -> TaskSpec:
