@@ -14,9 +14,11 @@ import ipaddress
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +32,7 @@ from aeromancy.errors import InfrastructureError, UsageError
 from aeromancy.identity import RunIdentity
 from aeromancy.launcher import IN_CONTAINER_ENV, INVOCATION_ENV
 from aeromancy.launcher.engine import docker_client
+from aeromancy.leftovers import abandoned, owner
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import CACHE_ENV, STORE_ENV, Settings, default_cache_dir
 from aeromancy.tracking.wandb_setup import RUNS_DIRNAME, prepare_runs_dir, resolve_mode, runs_dir
@@ -56,6 +59,10 @@ CREDENTIAL_VARS = (
 )
 CONTAINER_ROOT = "/app"  # where the image holds the project (WORKDIR of the template)
 STOP_GRACE_SECONDS = 10
+#: Every container carries its launcher's owner tag (``<pid>@<host>@``): a later run
+#: stops the containers of launchers that were killed (by label, never by name).
+LAUNCHER_LABEL = "aeromancy.launcher"
+ENV_DIR_PREFIX = "aeromancy-env-"
 DOCKER_RUN_FAILURES = (125, 126, 127)  # docker's own codes: daemon error, cannot exec, no cmd
 
 
@@ -86,12 +93,13 @@ def run_container(spec: ContainerSpec, environ: Mapping[str, str] | None = None)
     if docker_cli is None:
         raise InfrastructureError("the docker command is not on PATH", "install the Docker CLI")
     host_env = dict(os.environ if environ is None else environ)
+    stop_abandoned_containers()
     values = container_environment(spec, host_env)
     single = {name: value for name, value in values.items() if "\n" not in value}
     by_name = {name: value for name, value in values.items() if "\n" in value}
     with secret_env_file(single) as env_file:
         argv = [docker_cli, *docker_run_args(spec, env_file, sorted(by_name), host_env)]
-        return _wait(argv, {**host_env, **by_name}, spec.name)
+        return _wait(argv, {**host_env, **by_name}, spec.name, env_file)
 
 
 def container_environment(spec: ContainerSpec, host_env: Mapping[str, str]) -> dict[str, str]:
@@ -141,6 +149,7 @@ def docker_run_args(
         args += ["--network", "host"]
     if os.getuid() != 0:
         args += ["--user", f"{os.getuid()}:{os.getgid()}"]
+    args += ["--label", f"{LAUNCHER_LABEL}={owner()}"]  # who to ask whether it is orphaned
     args += [*spec.settings.docker_run_args, *shlex.split(spec.options.extra_docker_run_args)]
     args.append(spec.image_id)
     if spec.options.debug_shell:
@@ -210,8 +219,12 @@ def _mounts(store: str) -> list[Path]:
 
 @contextlib.contextmanager
 def secret_env_file(values: Mapping[str, str]) -> Iterator[Path]:
-    """Yield a 0600 env file (in a 0700 directory) holding ``values``; delete it on exit."""
-    folder = tempfile.mkdtemp(prefix="aeromancy-env-")
+    """Yield a 0600 env file (in a 0700 directory) holding ``values``; delete it on exit.
+
+    The folder is named by its owner, so a later run removes it if this process was
+    killed before it could (see :func:`stop_abandoned_containers`).
+    """
+    folder = tempfile.mkdtemp(prefix=f"{ENV_DIR_PREFIX}{owner()}-")
     try:
         path = Path(folder) / "env"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -222,10 +235,13 @@ def secret_env_file(values: Mapping[str, str]) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait(argv: list[str], env: Mapping[str, str], name: str) -> int:
+def _wait(argv: list[str], env: Mapping[str, str], name: str, env_file: Path) -> int:
+    """Run ``docker run``; drop the env file once the container exists; stop it on SIGTERM."""
     process = subprocess.Popen(argv, env=dict(env))
     try:
-        code = process.wait()
+        with _terminate_as_interrupt():
+            _remove_once_created(name, process, env_file)
+            code = process.wait()
     except KeyboardInterrupt:
         _interrupt(name)
         process.wait()
@@ -236,6 +252,54 @@ def _wait(argv: list[str], env: Mapping[str, str], name: str) -> int:
             "see Docker's message above; check docker_run_args and --extra-docker-run-args",
         )
     return code
+
+
+def _remove_once_created(name: str, process: subprocess.Popen[bytes], env_file: Path) -> None:
+    """Delete the env file as soon as the container exists (docker has read it by then)."""
+    deadline = time.monotonic() + STOP_GRACE_SECONDS * 30
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            docker_client().containers.get(name)
+            break
+        except docker.errors.NotFound:
+            time.sleep(0.1)
+        except docker.errors.DockerException:
+            break
+    shutil.rmtree(env_file.parent, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM to the launcher stop the container as Ctrl-C does (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_abandoned_containers() -> None:
+    """Remove containers and env folders whose launcher (on this host) was killed."""
+    for entry in Path(tempfile.gettempdir()).glob(f"{ENV_DIR_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if abandoned(entry.name, entry.stat().st_mtime):
+                shutil.rmtree(entry, ignore_errors=True)
+    try:
+        found = docker_client().containers.list(filters={"label": LAUNCHER_LABEL})
+    except docker.errors.DockerException:
+        return
+    for container in found:
+        tag = str(container.labels.get(LAUNCHER_LABEL, ""))
+        if abandoned(tag, time.time()):
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
 
 
 def _interrupt(name: str) -> None:
