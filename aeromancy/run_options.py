@@ -31,6 +31,7 @@ class RunOptions:
     sweeps: tuple[str, ...] = ()  # raw ``--sweep TASK.PARAM=V1,V2`` options
     repeat: int | None = None
     yes: bool = False
+    sweep_from: str | None = None  # a [tool.aeromancy.sweeps.NAME] table
 
     @property
     def tracker_name(self) -> str:
@@ -58,6 +59,8 @@ class RunOptions:
             argv += ["--artifact-override", f"{name}:{label}"]
         for sweep in self.sweeps:
             argv += ["--sweep", sweep]
+        if self.sweep_from is not None:
+            argv += ["--sweep-from", self.sweep_from]
         if self.repeat is not None:
             argv += ["--repeat", str(self.repeat)]
         if self.yes:

@@ -183,7 +183,7 @@ def run_graph(
         force=options.force,
         jobs=options.jobs,
     )
-    if options.sweeps or options.repeat is not None:
+    if options.sweeps or options.sweep_from or options.repeat is not None:
         from aeromancy.cli.sweep import run_swept
 
         run_swept(state, options, plan, layers, invocation=invocation, tracker=tracker)
@@ -254,6 +254,7 @@ docker_args_option = click.option(
     metavar="TASK.PARAM=V1,V2",
     help="Run once per value; repeat for a grid of all combinations.",
 )
+@click.option("--sweep-from", metavar="NAME", help="Run the sweep [tool.aeromancy.sweeps.NAME].")
 @click.option("--repeat", type=int, default=None, metavar="N", help="N variants, ctx.seed 0..N-1.")
 @click.option("--yes", is_flag=True, help="Run a sweep of more than 10,000 variants.")
 @click.option("--force", is_flag=True, help="Run tasks even when they are up to date.")
@@ -294,6 +295,7 @@ def run(
     only: tuple[str, ...],
     assignments: tuple[str, ...],
     sweeps: tuple[str, ...],
+    sweep_from: str | None,
     repeat: int | None,
     yes: bool,
     force: bool,
@@ -341,6 +343,7 @@ def run(
         extra_docker_run_args=docker_args,
         extra_env_vars=env_vars,
         sweeps=sweeps,
+        sweep_from=sweep_from,
         repeat=repeat,
         yes=yes,
     )

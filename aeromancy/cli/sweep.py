@@ -7,15 +7,16 @@ from collections.abc import Sequence
 from aeromancy.cli.output import print_warning, stderr_console, stdout_console
 from aeromancy.cli.run import RunProgress, print_failures, print_summary
 from aeromancy.cli.state import CliState
-from aeromancy.errors import TaskFailed
+from aeromancy.errors import TaskFailed, UsageError
 from aeromancy.execution.executor import Executor, raise_for_results
 from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome
 from aeromancy.experiments.params import Layer
 from aeromancy.experiments.sweep_run import determinism, run_sweep
-from aeromancy.experiments.sweeps import check_request, parse_axes, plan_sweep
+from aeromancy.experiments.sweeps import check_request, declared_sweep, parse_axes, plan_sweep
 from aeromancy.planning import Plan
 from aeromancy.run_options import RunOptions
+from aeromancy.settings import read_pyproject
 from aeromancy.tracking.base import Tracker
 
 
@@ -31,8 +32,19 @@ def run_swept(
     """Run every variant of the sweep; raise TaskFailed (exit 1) if a task failed."""
     err = stderr_console()
     axes = parse_axes(options.sweeps)
-    count = check_request(axes, options.repeat, options.overrides, options.yes)
-    sweep = plan_sweep(base, axes, options.repeat, options.overrides, layers)
+    repeat = options.repeat
+    if options.sweep_from is not None:
+        declared, declared_repeat = declared_sweep(
+            read_pyproject(state.settings.root), options.sweep_from
+        )
+        axes = [*declared, *axes]
+        repeat = repeat if repeat is not None else declared_repeat
+    keys = [axis.key for axis in axes]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise UsageError(f"--sweep {twice[0]} is given twice", "once in the option or the table")
+    count = check_request(axes, repeat, options.overrides, options.yes)
+    sweep = plan_sweep(base, axes, repeat, options.overrides, layers)
     err.print(f"{count} variants; shared tasks: {', '.join(sweep.shared.order) or 'none'}")
     with RunProgress(err) as progress:
 

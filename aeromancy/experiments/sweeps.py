@@ -108,6 +108,36 @@ def parse_axes(options: Iterable[str]) -> list[Axis]:
     return axes
 
 
+def declared_sweep(pyproject: Mapping[str, Any], name: str) -> tuple[list[Axis], int | None]:
+    """Return the axes and repeat count of ``[tool.aeromancy.sweeps.NAME]``.
+
+    Each key but ``repeat`` is ``"TASK.PARAM" = [values]``. Raises UsageError when there
+    is no such sweep or it is malformed.
+    """
+    import json
+
+    declared = pyproject.get("tool", {}).get("aeromancy", {}).get("sweeps", {})
+    table = declared.get(name) if isinstance(declared, Mapping) else None
+    where = f"[tool.aeromancy.sweeps.{name}]"
+    if not isinstance(table, Mapping):
+        known = ", ".join(sorted(declared)) if isinstance(declared, Mapping) else ""
+        raise UsageError(
+            f"--sweep-from {name}: pyproject.toml has no {where}", f"sweeps: {known or 'none'}"
+        )
+    axes, repeat = [], table.get("repeat")
+    if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int)):
+        raise UsageError(f"{where} repeat must be a whole number")
+    for key, values in table.items():
+        if key == "repeat":
+            continue
+        split_key(str(key), "", where)
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"{where} {key} must be a non-empty list of values")
+        raws = tuple(v if isinstance(v, str) else json.dumps(v) for v in values)
+        axes.append(Axis(str(key), raws))
+    return axes, repeat
+
+
 def check_request(
     axes: Sequence[Axis], repeat: int | None, overrides: Iterable[tuple[str, str]], yes: bool
 ) -> int:

@@ -177,3 +177,26 @@ def test_a_tracked_sweep_is_refused_by_the_host_precheck(
     # The launcher runs this check before it builds any image (launch_tracked_run).
     with pytest.raises(UsageError, match=re.escape(message)):
         check_request(RunOptions(tasks="pipeline.py", **options), project.root)
+
+
+def test_a_sweep_declared_in_pyproject(project: Project) -> None:
+    project.write(
+        "pyproject.toml",
+        (project.root / "pyproject.toml").read_text()
+        + '\n[tool.aeromancy.sweeps.grid]\n"train.lr" = [0.1, 2]\n'
+        + '"train.optimizer.name" = ["adam", "sgd, fast"]\n',
+    )
+    project.commit("declare a sweep")
+    project.ok(*RUN, "--sweep-from", "grid")
+    configs = sorted(
+        (t["config"]["lr"], t["config"]["optimizer"]["name"]) for t in project.records_of("train")
+    )
+    assert configs == [(0.1, "adam"), (0.1, "sgd, fast"), (2, "adam"), (2, "sgd, fast")]
+    assert len(project.records_of("prepare")) == 1
+
+    result = project.cli(*RUN, "--sweep-from", "nope")
+    assert result.exit_code == 2
+    assert "pyproject.toml has no [tool.aeromancy.sweeps.nope] (sweeps: grid)" in result.output
+    result = project.cli(*RUN, "--sweep-from", "grid", "--sweep", "train.lr=3")
+    assert result.exit_code == 2
+    assert "--sweep train.lr is given twice" in result.output
