@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,8 +59,9 @@ def before_ref() -> str:
     return f"{added[-1]}^"
 
 
-def timed_run(code: Path, project: Path, scratch: Path, jobs: int) -> float:
-    """Return the wall time of one ``aeromancy run --dev --force`` with ``code`` first."""
+def timed_run(code: Path, project: Path, scratch: Path, jobs: int) -> tuple[float, float]:
+    """Return the wall and CPU seconds (the run and every process it waited for) of one
+    ``aeromancy run --dev --force`` with ``code`` first on the path."""
     env = {
         **os.environ,
         "PYTHONPATH": str(code),
@@ -69,9 +71,13 @@ def timed_run(code: Path, project: Path, scratch: Path, jobs: int) -> float:
     env.pop("AEROMANCY_PROJECT_PYTHON", None)
     command = [sys.executable, "-c", "from aeromancy.cli import main; main()"]
     command += ["run", "--dev", "--force", "-j", str(jobs)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
 
 
 def main() -> None:
@@ -99,25 +105,50 @@ def main() -> None:
             )
 
 
+def start_cost(scratch: Path, repeat: int = 20) -> tuple[float, float]:
+    """Return the median ms of starting ``python -c pass`` and of importing the child
+    runtime the way a task's child does (for scale: the floor of the boundary)."""
+    shim = scratch / "shim"
+    shim.mkdir(exist_ok=True)
+    if not (shim / "aeromancy").exists():
+        (shim / "aeromancy").symlink_to(ROOT / "aeromancy")
+    env = {**os.environ, "PYTHONPATH": str(shim)}
+    runs: dict[str, list[float]] = {"pass": [], "child": []}
+    for _ in range(repeat):
+        for name, code in (("pass", "pass"), ("child", "import aeromancy.execution.child.runtime")):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env=env, check=True)
+            runs[name].append((time.perf_counter() - start) * 1000)
+    return statistics.median(runs["pass"]), statistics.median(runs["child"])
+
+
 def report(args: argparse.Namespace, ref: str, before: Path, project: Path, scratch: Path) -> None:
     count = args.tasks
+    bare, child = start_cost(scratch)
+    load = os.getloadavg()[0]
+    print(f"load average {load:.1f}; python -c pass {bare:.1f} ms, + child runtime {child:.1f} ms")
     print(f"{count} trivial tasks (each saves a 1-byte output), median of {args.repeat} runs")
     print(f"before = {ref} (in-process), after = {ROOT.name} (process per task)")
+    print("wall: median s of the whole run; cpu: its CPU ms per task, children included")
     head = "jobs  before s  after s  before ms/task  after ms/task  overhead ms/task  ratio"
-    print(head)
+    print(head + "  cpu before  cpu after  cpu overhead")
     for jobs in (int(j) for j in args.jobs.split(",")):
         timed_run(before, project, scratch, jobs)  # warm the caches (bytecode, records)
         timed_run(ROOT, project, scratch, jobs)
-        times: dict[str, list[float]] = {"before": [], "after": []}
+        runs: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
         for _ in range(args.repeat):
-            times["before"].append(timed_run(before, project, scratch, jobs))
-            times["after"].append(timed_run(ROOT, project, scratch, jobs))
-        old, new = (statistics.median(times[k]) for k in ("before", "after"))
+            runs["before"].append(timed_run(before, project, scratch, jobs))
+            runs["after"].append(timed_run(ROOT, project, scratch, jobs))
+        old, new = (statistics.median(w for w, _ in runs[k]) for k in ("before", "after"))
+        cpu_old, cpu_new = (
+            statistics.median(c for _, c in runs[k]) / count * 1000 for k in ("before", "after")
+        )
         overhead = (new - old) / count * 1000
         verdict = "ok" if overhead < TARGET_MS else f"over the {TARGET_MS:.0f} ms target"
         print(
             f"{jobs:>4}  {old:8.2f}  {new:7.2f}  {old / count * 1000:14.1f}  "
-            f"{new / count * 1000:13.1f}  {overhead:16.1f}  {new / old:4.2f}x  {verdict}"
+            f"{new / count * 1000:13.1f}  {overhead:16.1f}  {new / old:4.2f}x  "
+            f"{cpu_old:10.1f}  {cpu_new:9.1f}  {cpu_new - cpu_old:12.1f}  {verdict}"
         )
 
 
