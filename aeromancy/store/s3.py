@@ -41,6 +41,7 @@ from aeromancy.store.s3_probe import (
     single_writer,
     unsafe_server,
 )
+from aeromancy.store.s3_uploads import abort_abandoned, noted
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -89,6 +90,7 @@ class S3Backend:
         # Shared by every thread of a push: one pool of part uploads, one memory bound.
         # The stubs type ``config`` as botocore's Config; boto3 takes a TransferConfig.
         self.transfer = S3Transfer(self.client, transfer_config())  # type: ignore[arg-type]
+        self._swept_uploads = False
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
@@ -207,7 +209,11 @@ class S3Backend:
             progress(before.size)
             return sha256_hex
         with self._translated():
-            self.transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
+            if not self._swept_uploads:
+                self._swept_uploads = True
+                abort_abandoned(self.client, self.bucket)  # of pushes killed mid-file
+            with noted(self.bucket, self._key(key)):
+                self.transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
         try:
             before.check(path)
         except UsageError:

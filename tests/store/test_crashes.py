@@ -222,3 +222,33 @@ def test_a_killed_run_leaves_its_task_folder_only_until_the_next_run(
     assert quick.returncode == 0, quick.stderr
     assert not left.exists()
     assert list(scratch.glob("aeromancy-task-*")) == []
+
+
+@pytest.mark.s3
+def test_a_push_killed_mid_multipart_upload_has_its_upload_aborted_by_the_next(
+    s3_store_url: str, project: Path
+) -> None:
+    import boto3
+
+    big_files(project / "data", 1, 64 << 20)
+    big_files(project / "more", 1, 40 << 20)
+    bucket = s3_store_url.split("/")[2]
+    client = boto3.session.Session().client("s3")
+
+    def uploads() -> list[str]:
+        listing = client.list_multipart_uploads(Bucket=bucket)
+        return [upload["Key"] for upload in listing.get("Uploads", [])]
+
+    for _attempt in range(5):
+        push = start(s3_store_url, project, "push", "data", "data")
+        if kill_when(push, lambda: bool(uploads())):
+            break
+    else:
+        pytest.fail("the push always finished before it could be killed")
+    [left] = uploads()
+    assert open_store(s3_store_url).list_versions("demo", "data") == []
+
+    pushed = run(s3_store_url, project, "push", "more", "more")
+
+    assert pushed.returncode == 0, pushed.stderr
+    assert left not in uploads()
