@@ -28,6 +28,8 @@ class CodeIdentity:
 
     digest: str
     files: tuple[str, ...]
+    # (path, sha256) of each file, so a change can be named.
+    file_digests: tuple[tuple[str, str], ...] = ()
 
 
 def _sha256(data: bytes) -> str:
@@ -90,7 +92,10 @@ class CodeScanner:
             files = sorted(self._closure(path))
             listing = [[self._relative(file), self._digests[file]] for file in files]
             blob = json.dumps(listing, separators=(",", ":")).encode()
-            self._identities[path] = CodeIdentity(_sha256(blob), tuple(r for r, _ in listing))
+            pairs = tuple((relative, digest) for relative, digest in listing)
+            self._identities[path] = CodeIdentity(
+                _sha256(blob), tuple(r for r, _ in listing), pairs
+            )
         return self._identities[path]
 
     def _relative(self, file: Path) -> str:

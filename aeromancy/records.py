@@ -222,6 +222,7 @@ class RecordIndex:
     by_fingerprint: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
     environments: dict[str, list[str]] = field(default_factory=dict)
     latest: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    by_task: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, records: Iterable[Mapping[str, Any]]) -> RecordIndex:
@@ -237,6 +238,7 @@ class RecordIndex:
             return
         self.by_fingerprint.setdefault(str(record["fingerprint"]), []).append(record)
         self.latest.setdefault(str(record.get("task")), record)
+        self.by_task.setdefault(str(record.get("task")), []).append(record)
         keys = self.environments.setdefault(str(record.get("task")), [])
         key = str(record.get("environment_key", ""))
         if key not in keys:
@@ -274,6 +276,7 @@ class RecordIndex:
         if record.get("status") == SUCCEEDED:
             self.by_fingerprint.setdefault(str(record["fingerprint"]), []).insert(0, record)
             self.latest[str(record.get("task"))] = record
+            self.by_task.setdefault(str(record.get("task")), []).insert(0, record)
             keys = self.environments.setdefault(str(record.get("task")), [])
             key = str(record.get("environment_key", ""))
             if key not in keys:

@@ -21,6 +21,7 @@ from aeromancy.fingerprint import CodeIdentity, fingerprint
 from aeromancy.gcpause import gc_paused
 from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex
+from aeromancy.staleness import Current, why_stale
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
@@ -144,29 +145,7 @@ class _StatusPass:
             found = self._reusable(name, key)
             if found is not None:
                 return found
-        if name in self.changed_files:
-            return TaskStatus(name, False, f"file {self.changed_files[name]} changed")
-        latest = self.index.latest.get(name)
-        return TaskStatus(name, False, _why_stale(latest, code, config, digests))
-
-
-def _why_stale(
-    latest: Mapping[str, Any] | None,
-    code: CodeIdentity,
-    config: Mapping[str, Any],
-    digests: Mapping[str, str],
-) -> str:
-    """Return what differs from the task's newest successful run ('never run' if none)."""
-    if latest is None:
-        return "never run"
-    changes = []
-    if (latest.get("code") or {}).get("digest") != code.digest:
-        changes.append("code")
-    if latest.get("config") != dict(config):
-        changes.append("config")
-    recorded = {str(i.get("ref")): i.get("digest") for i in latest.get("inputs") or ()}
-    if recorded != dict(digests):
-        changes.append("inputs")
-    if not changes:
-        return "environment changed or outputs gone from the store"
-    return f"{', '.join(changes)} changed"
+        labels = {ref: v.label for ref, v in self.plan.store_inputs.items()}
+        now = Current(code, config, digests, labels, self.environment_keys(name))
+        runs = self.index.by_task.get(name, [])
+        return TaskStatus(name, False, why_stale(runs, now, self.changed_files.get(name)))

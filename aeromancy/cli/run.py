@@ -117,11 +117,17 @@ def _outcome_text(result: TaskResult) -> str:
 
 def print_summary(console: Console, results: Mapping[str, TaskResult]) -> None:
     """Print one row per task: what happened, the output versions, the run id."""
-    rows = table("task", column("result", "text"), column("outputs", "text"), "run")
+    rows = table(
+        "task", column("result", "text"), column("outputs", "text"), "run", column("why", "text")
+    )
     for name, result in results.items():
         outputs = ", ".join(f"{v.name}:{v.label}" for v in result.outputs)
         rows.add_row(
-            escape(name), _outcome_text(result), escape(outputs) or "-", result.run_id or "-"
+            escape(name),
+            _outcome_text(result),
+            escape(outputs) or "-",
+            result.run_id or "-",
+            escape(result.reason) or "-",
         )
     print_table(console, rows)
 

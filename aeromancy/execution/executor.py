@@ -29,6 +29,7 @@ from aeromancy.file_deps import FileDigests
 from aeromancy.fingerprint import CodeIdentity, CodeScanner, fingerprint
 from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex, remember_summaries, summary_of_written
+from aeromancy.staleness import FORCED, Current, why_stale
 from aeromancy.store.manifest import ArtifactVersion
 from aeromancy.tasks import TaskSpec, import_path
 from aeromancy.tracker_guard import TrackerGuard
@@ -167,22 +168,31 @@ class Executor:
         inputs = self.input_versions(spec)
         digests = {ref: version.digest for ref, version in inputs.items()}
         key = fingerprint(name, self.code[name].digest, config, digests, self.inv.environment_key)
+        reason = FORCED
         if not self.inv.force:
             files = FileDigests(self.inv.root)
+            changed: list[str] = []
 
             def unchanged(record: Mapping[str, Any]) -> bool:
-                return files.changed(record.get("files") or {}, spec.files) is None
+                found = files.changed(record.get("files") or {}, spec.files)
+                changed.extend([found] if found else [])
+                return found is None
 
             found = self._index.reusable(self.store, key, unchanged)
             if found is not None:
                 record, outputs = found
                 return TaskResult(name, Outcome.SKIPPED, str(record["run_id"]), outputs)
+            labels = {ref: version.label for ref, version in inputs.items()}
+            now = Current(self.code[name], config, digests, labels, [self.inv.environment_key])
+            reason = why_stale(self._index.by_task.get(name, []), now, next(iter(changed), None))
         self.listener(name, None)
         sources = self.plan.config_sources.get(name, {})
         request = TaskRequest(
             spec, config, inputs, key, self.code[name], sources, self.plan.variant
         )
-        return backend.submit(request).result()
+        result = backend.submit(request).result()
+        result.reason = reason
+        return result
 
     def environment(self) -> dict[str, Any]:
         """Return the environment capture, taken once per invocation on first need."""

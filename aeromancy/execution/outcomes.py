@@ -29,3 +29,4 @@ class TaskResult:
     error: str | None = None
     blocked_by: tuple[str, ...] = ()
     infrastructure: AeromancyError | None = None
+    reason: str = ""  # why it ran (see aeromancy/staleness.py); empty otherwise

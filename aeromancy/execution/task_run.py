@@ -262,7 +262,11 @@ class TaskRun:
             "inputs": [input_entry(ref, v) for ref, v in self.request.inputs.items()],
             "outputs": [output_entry(v) for v in outputs],
             "fingerprint": self.request.fingerprint,
-            "code": {"digest": code.digest, "files": list(code.files)},
+            "code": {
+                "digest": code.digest,
+                "files": list(code.files),
+                "digests": dict(code.file_digests),
+            },
             "environment_key": inv.environment_key,
             "started": self.started,
             "ended": now_iso(),

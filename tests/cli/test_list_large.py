@@ -39,7 +39,7 @@ def test_a_large_graph_is_summed_up_with_each_task_that_would_run(project: Path)
     assert lines[0] == f"{SIZE} tasks: 0 up to date, {SIZE} would run (--all lists every task)"
     rows = {line.split(" │ ")[0].strip(): line for line in lines[3:]}
     assert len(rows) == SIZE
-    assert rows["t0"].endswith("never run")
+    assert rows["t0"].endswith("never ran")
     assert rows["t1"].endswith("upstream t0 will run")
 
 
@@ -50,6 +50,6 @@ def test_all_lists_every_task_as_one_plain_line(project: Path) -> None:
     body = lines[2:]
     assert len(body) == SIZE
     first = [cell.strip() for cell in body[0].split("│")]
-    assert first == ["t0", "-", "a0 (artifact)", "never run"]
+    assert first == ["t0", "-", "a0 (artifact)", "never ran"]
     assert "[" not in "".join(body)  # no rich markup leaks into plain lines
     assert all(line == line.rstrip() for line in body)

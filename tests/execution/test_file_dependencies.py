@@ -69,6 +69,7 @@ def test_changed_data_file_makes_the_task_stale_with_the_reason(
     rerun = project.cli("run", "--dev")
     assert rerun.exit_code == 0, rerun.output
     assert "ran" in _summary_row(rerun.stdout, "summarise")
+    assert "file data/raw.csv changed" in _summary_row(rerun.stdout, "summarise")
     assert len(project.records_of("summarise")) == 2
 
 

@@ -179,11 +179,11 @@ def test_runs_lists_newest_first_and_filters_by_task(project: Project) -> None:
 def test_list_shows_up_to_date_status_and_why_stale(project: Project) -> None:
     before = project.cli("list", "--dev")
     assert before.exit_code == 0, before.output
-    assert before.stdout.count("never run") == 1
+    assert before.stdout.count("never ran") == 1
     assert before.stdout.count("upstream") == 2
     assert project.cli("run", "--dev").exit_code == 0
     after = project.cli("list", "--dev")
     assert after.stdout.count("up to date") == 3
     project.write("helpers.py", "def weight(values):\n    return min(values)\n")
     edited = project.cli("list", "--dev")
-    assert "code changed" in edited.stdout
+    assert "code helpers.py changed" in edited.stdout
