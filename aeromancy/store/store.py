@@ -66,6 +66,9 @@ class Store:
 
         Blobs go first and the manifest last, so a failed or interrupted publish
         leaves no visible version. Bad names and paths are refused before any write.
+        Files identical to the newest version of the artifact in ``namespace`` (same
+        paths, sizes and digests, same type and metadata) make no new version: that
+        version is returned, and ``latest`` stays where it is.
         """
         draft = ArtifactVersion(
             project=check_name(project, "project"),
@@ -83,9 +86,36 @@ class Store:
         looked_at_blobs = time.time()  # a gc running from now on may delete what we reuse
         with transfer_progress(f"push {project}/{name}", total) as progress:
             entries = self.blobs.put_files(sources, progress)
-        version = versions.create_version(self.backend, _with_files(draft, entries))
+        candidate = _with_files(draft, entries)
+        same = self._identical_newest(candidate)
+        if same is not None:
+            return same
+        version = versions.create_version(self.backend, candidate)
         self._settle_with_gc(version, sources, looked_at_blobs)
         return version
+
+    def _identical_newest(self, candidate: ArtifactVersion) -> ArtifactVersion | None:
+        """Return the artifact's newest version when it equals ``candidate``, else None.
+
+        Equal means the same file list (the content digest), type and metadata; a
+        damaged newest manifest is never reused. Its blobs are safe from a gc: the
+        manifest that references them exists.
+        """
+        space, project, name = candidate.namespace, candidate.project, candidate.name
+        numbers = versions.version_numbers(self.backend, space, project, name)
+        if not numbers:
+            return None
+        try:
+            newest = versions.read_version(self.backend, space, project, name, numbers[-1])
+        except StoreDamaged:
+            return None
+        if newest is None or (newest.digest, newest.type, newest.metadata) != (
+            candidate.digest,
+            candidate.type,
+            candidate.metadata,
+        ):
+            return None
+        return newest
 
     def _settle_with_gc(
         self, version: ArtifactVersion, sources: list[SourceFile], since: float

@@ -186,10 +186,11 @@ def test_a_rivals_manifest_at_the_number_is_not_taken_for_ours(
     s3_store_url: str, tmp_path: Path
 ) -> None:
     # The same bytes mean the same write only thanks to the nonce: two publishes of the
-    # same files still make two versions.
+    # same files (other metadata, so that the second is not the first reused) still make
+    # two versions.
     store = open_store(s3_store_url)
     first = store.publish("proj", "data", data_dir(tmp_path))
-    second = store.publish("proj", "data", data_dir(tmp_path))
+    second = store.publish("proj", "data", data_dir(tmp_path), metadata={"attempt": 2})
 
     assert (first.label, second.label) == ("v1", "v2")
     assert first.digest == second.digest
