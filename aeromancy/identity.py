@@ -26,6 +26,8 @@ class RunIdentity:
     git_dirty: bool = False
     image_id: str = ""
     environment_image_id: str = ""  # the image minus the project's code (its dependency image)
+    # The content identity of what went into the dependency image (see environment_key).
+    environment_recipe: str = ""
     base_image_id: str = ""
     lockfile_hash: str = ""
     dockerfile: str = ""
@@ -50,12 +52,15 @@ class RunIdentity:
     def environment_key(self) -> str:
         """Return what identifies the environment in a fingerprint.
 
-        That is the dependency image's id (base image, Debian packages, locked Python
-        packages, Aeromancy) rather than the run image's: the run image also holds the
-        code, which every commit changes, while the code already enters each fingerprint
-        per task. Falls back to the run image id, or '' outside a tracked run.
+        That is the recipe of the dependency image: the hash of what went in (base image
+        id, the Dockerfile up to the code, so the Debian packages, the lockfile hash and
+        Aeromancy's identity), the same on every machine and every rebuild of the same
+        recipe, whereas a rebuild gets a new image id. Not the run image's: it also holds
+        the code, which every commit changes, while the code already enters each
+        fingerprint per task. Falls back to the dependency image id, then the run image
+        id (identities from before the recipe was passed), or '' outside a tracked run.
         """
-        return self.environment_image_id or self.image_id
+        return self.environment_recipe or self.environment_image_id or self.image_id
 
 
 def lockfile_hash(root: Path) -> str:

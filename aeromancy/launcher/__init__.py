@@ -98,12 +98,15 @@ def run_identity(root: Path, image: RunImage, overrides: dict[str, str]) -> RunI
     from dataclasses import replace
 
     from aeromancy.identity import identity_from_git
+    from aeromancy.launcher.dockerfile import split_at_code
+    from aeromancy.launcher.image import environment_recipe_id
 
     recipe = image.recipe
     identity = replace(
         identity_from_git(root),
         image_id=image.id,
         environment_image_id=image.environment_id,
+        environment_recipe=environment_recipe_id(recipe, split_at_code(recipe.dockerfile)[0]),
         base_image_id=recipe.base.id,
         lockfile_hash=recipe.lockfile_hash,
         dockerfile=recipe.dockerfile,

@@ -136,13 +136,23 @@ def ensure_image(recipe: ImageRecipe, console: Console, store: Store | None = No
     return RunImage(recipe, image_id, built=True, environment_id=environment_id)
 
 
-def dependency_tag(recipe: ImageRecipe, head: str) -> str:
-    """Return the tag of the image holding everything but the project's code."""
+def environment_recipe_id(recipe: ImageRecipe, head: str) -> str:
+    """Return ``recipe:<sha256 hex>`` over what goes into the dependency image.
+
+    ``head`` is the Dockerfile up to the project's code. The same recipe gives the same
+    id on every machine, however often its image is rebuilt.
+    """
     digest = hashlib.sha256()
     for part in (recipe.base.id, head, recipe.lockfile_hash, self_identity()):
         digest.update(part.encode() + b"\0")
+    return f"recipe:{digest.hexdigest()}"
+
+
+def dependency_tag(recipe: ImageRecipe, head: str) -> str:
+    """Return the tag of the image holding everything but the project's code."""
+    hexdigest = environment_recipe_id(recipe, head).removeprefix("recipe:")
     repository = recipe.repository or repository_name(recipe.project)
-    return f"{repository}:deps-{digest.hexdigest()[:24]}"
+    return f"{repository}:deps-{hexdigest[:24]}"
 
 
 def _image_id(tag: str) -> str:
