@@ -46,25 +46,26 @@ class FileDigests:
 
     def of(self, paths: Iterable[str]) -> dict[str, str | None]:
         """Return each path's sha256 hex, None for a file that is gone or unreadable."""
+        located = {rel: self.root / rel for rel in paths}
         states: dict[str, FileStat | None] = {}
-        for rel in paths:
+        for rel, path in located.items():
             try:
-                states[rel] = FileStat.of(self.root / rel)
+                states[rel] = FileStat.of(path)
             except OSError:
                 states[rel] = None
-        known = self.cache.lookup((self.root / rel, s) for rel, s in states.items() if s)
+        known = self.cache.lookup((located[rel], s) for rel, s in states.items() if s)
         digests: dict[str, str | None] = {}
         fresh: list[tuple[Path, FileStat, str]] = []
         for rel, state in states.items():
-            path = self.root / rel
-            if state is None:
-                digests[rel] = None
-            elif path in known:
-                digests[rel] = known[path]
-            else:
-                digests[rel] = _hash(path, state)
-                if digests[rel] is not None:
-                    fresh.append((path, state, str(digests[rel])))
+            path = located[rel]
+            found = known.get(path) if state is not None else None
+            if state is None or found is not None:
+                digests[rel] = found
+                continue
+            digest = _hash(path, state)
+            digests[rel] = digest
+            if digest is not None:
+                fresh.append((path, state, digest))
         self.cache.record(fresh)
         return digests
 
