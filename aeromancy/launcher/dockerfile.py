@@ -14,10 +14,13 @@ from importlib import resources
 from aeromancy.errors import UsageError
 
 TEMPLATE_NAME = "Dockerfile.template"
-VENV = "/opt/aeromancy/venv"
+AEROMANCY_VENV = "/opt/aeromancy/venv"  # Aeromancy and its runtime: the launcher's versions
+PROJECT_VENV = "/opt/project/venv"  # exactly the project's pdm.lock, nothing else
+PROJECT_PYTHON_ENV = "AEROMANCY_PROJECT_PYTHON"  # the interpreter tasks run in
 PLACEHOLDERS = ("base_image", "debian_packages", "python_dependencies", "aeromancy", "project_code")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
 CODE_BLOCK = "COPY code/ /app/"
+_INSTALL = "install --no-index --no-cache-dir --require-hashes --find-links"
 
 
 def default_template() -> str:
@@ -25,13 +28,7 @@ def default_template() -> str:
     return resources.files("aeromancy.launcher").joinpath(TEMPLATE_NAME).read_text("utf-8")
 
 
-def render(
-    template: str,
-    base_image: str,
-    debian_packages: Sequence[str],
-    has_python_pins: bool,
-    has_self_wheel: bool,
-) -> str:
+def render(template: str, base_image: str, debian_packages: Sequence[str]) -> str:
     """Return the Dockerfile for these inputs; raise UsageError for a bad template."""
     used = set(_PLACEHOLDER.findall(template))
     unknown = sorted(used - set(PLACEHOLDERS))
@@ -45,8 +42,8 @@ def render(
     blocks = {
         "base_image": base_image,
         "debian_packages": _debian_block(debian_packages),
-        "python_dependencies": _python_block(has_python_pins),
-        "aeromancy": _self_block(has_self_wheel),
+        "python_dependencies": _project_block(),
+        "aeromancy": _aeromancy_block(),
         "project_code": CODE_BLOCK,
     }
     return _PLACEHOLDER.sub(lambda match: blocks[match.group(1)], template)
@@ -64,29 +61,42 @@ def _debian_block(packages: Sequence[str]) -> str:
     )
 
 
-def _python_block(has_pins: bool) -> str:
-    lines = [
-        "# Locked Python dependencies (pdm.lock), from the host's wheelhouse, hashes required",
-        "COPY .aeromancy/wheels/ /tmp/aeromancy-wheels/",
-    ]
-    install = (
-        f" \\\n && {VENV}/bin/pip install --no-index --no-cache-dir --require-hashes"
-        " --find-links /tmp/aeromancy-wheels -r /tmp/aeromancy-wheels/requirements.txt"
-    )
-    run = f"RUN python3 -m venv {VENV}" + (install if has_pins else "")
-    return "\n".join([*lines, run + " \\\n && rm -rf /tmp/aeromancy-wheels"])
-
-
-def _self_block(has_wheel: bool) -> str:
-    if not has_wheel:
-        return "# Aeromancy: pinned in pdm.lock, installed with the dependencies above"
+def _aeromancy_block() -> str:
+    pip = f"{AEROMANCY_VENV}/bin/pip"
     return "\n".join(
         [
+            "# Aeromancy's runtime in a venv of its own, at the launcher's versions (hashes",
+            "# required): the same layer for every project on this base image",
+            "COPY .aeromancy/runtime/ /tmp/aeromancy-runtime/",
+            f"RUN python3 -m venv {AEROMANCY_VENV} \\",
+            f" && {pip} {_INSTALL} /tmp/aeromancy-runtime"
+            " -r /tmp/aeromancy-runtime/requirements.txt \\",
+            " && rm -rf /tmp/aeromancy-runtime",
             "# Aeromancy: the launcher's own code, packed as a wheel",
             "COPY .aeromancy/self/ /tmp/aeromancy-self/",
-            f"RUN {VENV}/bin/pip install --no-index --no-deps --no-cache-dir"
-            " /tmp/aeromancy-self/*.whl \\\n"
-            f" && {VENV}/bin/pip check && rm -rf /tmp/aeromancy-self",
+            f"RUN {pip} install --no-index --no-deps --no-cache-dir /tmp/aeromancy-self/*.whl \\",
+            f" && {pip} check && rm -rf /tmp/aeromancy-self",
+        ]
+    )
+
+
+def _project_block() -> str:
+    # The project's venv has no pip of its own: Aeromancy's pip installs into it, so it
+    # holds exactly the locked distributions.
+    requirements = "/tmp/aeromancy-wheels/requirements.txt"
+    install = (
+        f"{AEROMANCY_VENV}/bin/pip --python {PROJECT_VENV}/bin/python {_INSTALL}"
+        f" /tmp/aeromancy-wheels -r {requirements}"
+    )
+    return "\n".join(
+        [
+            "# The project's locked dependencies (pdm.lock) and nothing else, in its own venv",
+            "COPY .aeromancy/wheels/ /tmp/aeromancy-wheels/",
+            f"RUN python3 -m venv --without-pip {PROJECT_VENV} \\",
+            f" && if [ -s {requirements} ]; then {install}; fi \\",
+            " && rm -rf /tmp/aeromancy-wheels",
+            f"ENV {PROJECT_PYTHON_ENV}={PROJECT_VENV}/bin/python \\",
+            f"    PATH={PROJECT_VENV}/bin:$PATH",
         ]
     )
 

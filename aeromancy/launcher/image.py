@@ -34,7 +34,7 @@ from aeromancy.launcher.dockerfile import TEMPLATE_NAME, default_template, rende
 from aeromancy.launcher.engine import docker_client
 from aeromancy.launcher.git_gate import CommittedTree, git
 from aeromancy.launcher.lockfile import LOCKFILE, export_requirements
-from aeromancy.launcher.pins import merge_pins, parse_requirements
+from aeromancy.launcher.pins import Pin, parse_requirements
 from aeromancy.launcher.selfdist import SELF_NAME, resolve_self, self_identity, version_note
 from aeromancy.launcher.wheelhouse import ensure_wheels, hashed_pins
 from aeromancy.long_steps import plain_step, size_text
@@ -92,7 +92,7 @@ def plan_image(
     note = version_note(lock)
     if note:
         console.print(f"note: {note}", markup=False, highlight=False)
-    dockerfile = render(template, base_image, packages, True, True)
+    dockerfile = render(template, base_image, packages)
     lockfile_hash = "sha256:" + hashlib.sha256(lock.encode()).hexdigest()
     digest = hashlib.sha256()
     for part in (base.id, dockerfile, lockfile_hash, self_identity(), committed.tree):
@@ -180,31 +180,40 @@ def _code_context(recipe: ImageRecipe, dockerfile: str) -> bytes:
 
 
 def _dependency_context(recipe: ImageRecipe, dockerfile: str, console: Console) -> bytes:
-    """Return the dependency image's build context: wheels, .deb files, Aeromancy's wheel."""
+    """Return the dependency image's build context: .deb files, Aeromancy's runtime wheels
+    and its own wheel, the project's locked wheels (each set with its requirements.txt).
+    """
     code = _commit_archive(recipe.committed)
     with tempfile.TemporaryDirectory(prefix="aeromancy-context-") as scratch:
         # pdm reads only these two files; they come from the commit, not the working tree.
         for name in ("pyproject.toml", LOCKFILE):
             (Path(scratch) / name).write_bytes(_member_bytes(code, name))
         exported = parse_requirements(export_requirements(Path(scratch)))
-        # Aeromancy in the image is always the launcher's own, whatever the project locks.
+        # Aeromancy in the image is always the launcher's own, in a venv of its own.
         project_pins = [pin for pin in exported if pin.name != SELF_NAME]
         self_dist = resolve_self(recipe.base.marker_environment(), Path(scratch))
-        pins = merge_pins(project_pins, self_dist.pins)
-        wheels = ensure_wheels(pins, recipe.base, console)
-        requirements = "".join(pin.requirement_line() + "\n" for pin in hashed_pins(pins, wheels))
         debs = Path(scratch) / "debs"
         deb_names = debian.download_debs(recipe.debian_packages, recipe.base, debs)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             _add_bytes(tar, "Dockerfile", dockerfile.encode())
-            _add_bytes(tar, ".aeromancy/wheels/requirements.txt", requirements.encode())
-            for wheel in sorted(wheels.values()):
-                _add_file(tar, f".aeromancy/wheels/{wheel.name}", wheel)
+            _add_wheels(tar, ".aeromancy/runtime", self_dist.pins, recipe.base, console)
+            _add_file(tar, f".aeromancy/self/{self_dist.wheel.name}", self_dist.wheel)
+            _add_wheels(tar, ".aeromancy/wheels", project_pins, recipe.base, console)
             for name in deb_names:
                 _add_file(tar, f".aeromancy/debs/{name}", debs / name)
-            _add_file(tar, f".aeromancy/self/{self_dist.wheel.name}", self_dist.wheel)
         return buffer.getvalue()
+
+
+def _add_wheels(
+    tar: tarfile.TarFile, folder: str, pins: Sequence[Pin], base: BaseImage, console: Console
+) -> None:
+    """Add the wheels of ``pins`` for ``base`` and their requirements.txt under ``folder``."""
+    wheels = ensure_wheels(pins, base, console)
+    requirements = "".join(pin.requirement_line() + "\n" for pin in hashed_pins(pins, wheels))
+    _add_bytes(tar, f"{folder}/requirements.txt", requirements.encode())
+    for wheel in sorted(wheels.values()):
+        _add_file(tar, f"{folder}/{wheel.name}", wheel)
 
 
 def _commit_archive(committed: CommittedTree) -> tarfile.TarFile:

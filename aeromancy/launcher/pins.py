@@ -65,15 +65,3 @@ def _statements(text: str) -> Iterable[str]:
         if current.strip() and not current.lstrip().startswith("-"):
             yield current.strip()
         current = ""
-
-
-def merge_pins(primary: Iterable[Pin], secondary: Iterable[Pin]) -> list[Pin]:
-    """Return ``primary`` plus each pin of ``secondary`` whose name ``primary`` lacks, by name.
-
-    The project's own lock is primary: where both pin a distribution, its pin wins and pip's
-    resolver inside the build checks that the launcher's requirements still hold.
-    """
-    merged = {pin.name: pin for pin in primary}
-    for pin in secondary:
-        merged.setdefault(pin.name, pin)
-    return sorted(merged.values(), key=lambda pin: pin.name)

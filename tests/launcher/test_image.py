@@ -22,6 +22,7 @@ pytestmark = pytest.mark.docker
 ProjectFactory = Callable[..., Path]
 Git = Callable[..., str]
 QUIET = Console(stderr=True, quiet=True)
+AEROMANCY_LAYERS = 4  # COPY and RUN of Aeromancy's runtime wheels, then of its own wheel
 
 
 def build(root: Path, packages: Sequence[str] = ()) -> RunImage:
@@ -56,7 +57,10 @@ def test_clean_tree_builds_once_then_reuses_the_image(make_project: ProjectFacto
     second = build(root)
     assert not second.built
     assert second.id == first.id
-    listing = run_in(first.id, "ls -A /app; aeromancy --version; python3 -c 'import boto3'")
+    listing = run_in(
+        first.id,
+        "ls -A /app; aeromancy --version; /opt/aeromancy/venv/bin/python -c 'import boto3'",
+    )
     assert "pipeline.py" in listing
     assert "pyproject.toml" in listing
     assert "ignored.txt" not in listing
@@ -100,8 +104,9 @@ def test_changed_lockfile_rebuilds_the_dependency_layer(
     commit(root, "depend on six")
     after = build(root)
     old, new = layers(before.id), layers(after.id)
-    # Layers: the base image's, WORKDIR /app, then the wheels copied in: the first to change.
-    dependency_layer = len(layers(after.recipe.base.id)) + 1
+    # Layers: the base image's, WORKDIR /app, Aeromancy's runtime and its wheel (copied
+    # in, installed), then the project's wheels copied in: the first to change.
+    dependency_layer = len(layers(after.recipe.base.id)) + 1 + AEROMANCY_LAYERS
     assert old[:dependency_layer] == new[:dependency_layer]
     assert old[dependency_layer] != new[dependency_layer]
     assert after.recipe.lockfile_hash != before.recipe.lockfile_hash

@@ -22,7 +22,7 @@ from aeromancy.launcher.container import (
 )
 from aeromancy.launcher.dockerfile import default_template, render
 from aeromancy.launcher.image import repository_name
-from aeromancy.launcher.pins import Pin, merge_pins, parse_requirements
+from aeromancy.launcher.pins import parse_requirements
 from aeromancy.launcher.rerun import compare_environments, config_overrides, input_pins
 from aeromancy.launcher.wheelhouse import platform_tags, supported_tags
 from aeromancy.run_options import RunOptions
@@ -63,13 +63,6 @@ def test_exported_pins_are_parsed_with_markers_and_hashes() -> None:
     assert six.requirement_line().startswith("six==1.16.0 --hash=sha256:1e61")
 
 
-def test_the_project_pin_wins_a_merge() -> None:
-    mine = [Pin("rich", "13.0.0", frozenset({"a" * 64}))]
-    launcher = [Pin("rich", "13.9.0", frozenset({"b" * 64})), Pin("click", "8.1.7", frozenset())]
-    merged = merge_pins(mine, launcher)
-    assert [(pin.name, pin.version) for pin in merged] == [("click", "8.1.7"), ("rich", "13.0.0")]
-
-
 def test_wheel_tags_follow_the_image_interpreter_and_libc() -> None:
     platforms = platform_tags(BASE)
     assert platforms[0] == "manylinux_2_36_x86_64"
@@ -84,25 +77,25 @@ def test_wheel_tags_follow_the_image_interpreter_and_libc() -> None:
 
 
 def test_default_template_renders_every_layer_in_order() -> None:
-    dockerfile = render(default_template(), "base:1", ["jq", "hello"], True, True)
+    dockerfile = render(default_template(), "base:1", ["jq", "hello"])
     assert "{{" not in dockerfile
     order = [
         dockerfile.index("FROM base:1"),
         dockerfile.index("dpkg -i"),
-        dockerfile.index("--require-hashes"),
+        dockerfile.index("-r /tmp/aeromancy-runtime/requirements.txt"),
         dockerfile.index("/tmp/aeromancy-self/*.whl"),
+        dockerfile.index("venv --without-pip /opt/project/venv"),
+        dockerfile.index("ENV AEROMANCY_PROJECT_PYTHON=/opt/project/venv/bin/python"),
         dockerfile.index("COPY code/ /app/"),
     ]
     assert order == sorted(order)
     assert dockerfile.rstrip().endswith("COPY code/ /app/")  # nothing after the code layer
-    plain = render(default_template(), "base:1", [], True, False)
-    assert "dpkg" not in plain
-    assert "aeromancy-self" not in plain
+    assert "dpkg" not in render(default_template(), "base:1", [])
 
 
 def test_unknown_placeholder_is_refused() -> None:
     with pytest.raises(UsageError, match=r"unknown \{\{ secrets \}\}"):
-        render(default_template() + "{{ secrets }}", "base:1", [], True, True)
+        render(default_template() + "{{ secrets }}", "base:1", [])
 
 
 def test_repository_names_are_docker_safe() -> None:
