@@ -40,7 +40,7 @@ PYPROJECT = """\
 [project]
 name = "{name}"
 version = "0.1.0"
-requires-python = ">=3.10"
+requires-python = "{requires_python}"
 dependencies = [{dependencies}]
 
 [tool.pdm]
@@ -180,6 +180,7 @@ def make_project(tmp_path: Path, base_image_name: str) -> ProjectFactory:
         name: str = "demo",
         pipeline: str = PIPELINE,
         dependencies: str = "",
+        requires_python: str = ">=3.10",
         extra: str = "",
         files: dict[str, str] | None = None,
         lock: bool = True,
@@ -189,7 +190,11 @@ def make_project(tmp_path: Path, base_image_name: str) -> ProjectFactory:
         root.mkdir()
         (root / "pyproject.toml").write_text(
             PYPROJECT.format(
-                name=name, dependencies=dependencies, base_image=base_image_name, extra=extra
+                name=name,
+                dependencies=dependencies,
+                requires_python=requires_python,
+                base_image=base_image_name,
+                extra=extra,
             )
         )
         (root / "pipeline.py").write_text(pipeline)

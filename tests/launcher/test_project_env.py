@@ -116,6 +116,7 @@ def conflicting_project(make_project: ProjectFactory, names: list[str]) -> Path:
         name=fresh(names, "conflict"),
         pipeline=PANDAS_PIPELINE,
         dependencies='"python-dateutil==4.0.0", "pandas"',
+        requires_python=">=3.11",  # python-dateutil 4 needs it
     )
 
 
