@@ -68,6 +68,15 @@ class ChildExit:
         return f"task {task} exited with code {self.returncode} before its function returned"
 
 
+def _peak_rss(result: Event | None, usage: Any) -> int:
+    """Return the child's own peak RSS when it reported one, else wait4's (an upper
+    bound: it includes the parent's footprint at the fork, see child.runtime)."""
+    reported = (result or {}).get("peak_rss_bytes")
+    if isinstance(reported, int):
+        return reported
+    return int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
+
+
 class ChildProcesses:
     """Starts task children with one interpreter; ``stop_all`` ends every live one."""
 
@@ -134,7 +143,7 @@ class ChildProcesses:
             wall_s=round(time.monotonic() - started, 6),
             cpu_user_s=round(usage.ru_utime, 6),
             cpu_system_s=round(usage.ru_stime, 6),
-            max_rss_bytes=usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
+            max_rss_bytes=_peak_rss(result, usage),
         )
         return ChildExit(process.returncode, result, resources)
 

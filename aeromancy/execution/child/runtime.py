@@ -41,9 +41,26 @@ def main(argv: list[str] | None = None) -> NoReturn:
         result = run_request(request, events)
     except SystemExit as exc:
         _exit(_exit_status(exc.code))
-    events.send(RESULT_EVENT, **result)
+    events.send(RESULT_EVENT, **result, peak_rss_bytes=own_peak_rss())
     # os._exit, not return: threads the task left running must not keep this process.
     _exit(0)
+
+
+def own_peak_rss() -> int | None:
+    """Return this process's peak resident memory since its exec (VmHWM), or None.
+
+    The parent's ``wait4`` figure is no use for this: Linux folds the peak of the
+    address space a child had before its exec (the parent's, after fork or vfork) into
+    the child's ``ru_maxrss``, so a large parent would make every task look large.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
 
 
 def run_request(request: dict[str, Any], events: EventWriter) -> dict[str, Any]:
