@@ -66,5 +66,10 @@ def local_base_images() -> list[str]:
         images = docker_client().images.list(filters={"label": BASE_IMAGE_LABEL})
     except InfrastructureError:
         return []
-    newest_first = sorted(images, key=lambda image: str(image.attrs.get("Created", "")))
+    # Images built FROM a base image inherit its label; the launcher's own carry
+    # IMAGE_LABEL too, and are no base images.
+    from aeromancy.launcher.image import IMAGE_LABEL
+
+    bases = [image for image in images if IMAGE_LABEL not in (image.labels or {})]
+    newest_first = sorted(bases, key=lambda image: str(image.attrs.get("Created", "")))
     return [tag for image in reversed(newest_first) for tag in image.tags]

@@ -41,7 +41,9 @@ def labelled_base(base_image: str) -> Iterator[str]:
         yield base_image
         return
     tag = f"aeromancy-test-labelled-base:{uuid.uuid4().hex[:12]}"
-    dockerfile = f"FROM {base_image}\nLABEL {BASE_IMAGE_LABEL}=bookworm\n"
+    # A label of its own, so the build is no cache hit with an older Created time:
+    # init offers the newest labelled base image.
+    dockerfile = f"FROM {base_image}\nLABEL {BASE_IMAGE_LABEL}=bookworm org.aeromancy.test={tag}\n"
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, pull=False, rm=True)
     yield tag
     client.images.remove(tag, force=True)
