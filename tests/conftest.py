@@ -10,19 +10,24 @@
   ``s3://bucket/store`` and points ``AWS_ENDPOINT_URL`` at the server.
 - ``local_store_url``: a store directory under the test's tmp dir.
 - ``store_url``: both of the above, ids ``local`` and ``s3``, for backend contract tests.
+- ``mlflow_server``: a real ``mlflow server`` (SQLite backend, served local artifacts) on
+  a free loopback port, started once per session (tests/tracking, tests/launcher).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -129,3 +134,74 @@ def store_url(request: pytest.FixtureRequest) -> str:
         request.applymarker(pytest.mark.s3)
         return str(request.getfixturevalue("s3_store_url"))
     return str(request.getfixturevalue("local_store_url"))
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    """A running ``mlflow server``: its URL and the directory holding all it stores."""
+
+    url: str
+    root: Path
+
+    def stored_files(self) -> list[Path]:
+        """Return every file the server wrote: its SQLite database and its artifacts."""
+        return [p for p in self.root.rglob("*") if p.is_file() and p.name != "server.log"]
+
+
+MLFLOW_START_TIMEOUT = 300.0  # importing mlflow's server compiles thousands of modules
+# The venv holds no compiled bytecode and this VM sets PYTHONDONTWRITEBYTECODE, so every
+# process importing mlflow would compile it again (minutes on a loaded 2-CPU machine).
+# Processes started with this environment share one bytecode cache outside the tree.
+BYTECODE_CACHE_ENV = {"PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "aeromancy-pycache")}
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """Run ``mlflow server`` on a free loopback port for the session; yield it.
+
+    The backend is SQLite and artifacts are served by the server itself (clients upload
+    through it), all under one temp directory, so a test can scan everything it stored.
+    """
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    argv = [
+        str(Path(sys.executable).with_name("mlflow")),
+        *("server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        *("--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"),
+        *("--artifacts-destination", str(root / "artifacts")),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    # No background job runner (one process less); bytecode cached, as in a normal install.
+    env = {**env, **BYTECODE_CACHE_ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    with (root / "server.log").open("wb") as log:
+        # Its own session, so that stopping it stops the worker processes it forks.
+        process = subprocess.Popen(
+            argv, cwd=root, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+    server = MlflowServer(f"http://127.0.0.1:{port}", root)
+    try:
+        _wait_for_mlflow(server, process)
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_for_mlflow(server: MlflowServer, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + MLFLOW_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = (server.root / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"mlflow server exited with code {process.returncode}:\n{log}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    raise RuntimeError(f"mlflow server did not answer on {server.url}")

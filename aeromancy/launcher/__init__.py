@@ -74,13 +74,14 @@ def run_committed(
     )
     from aeromancy.launcher.image import RunImage, ensure_image, plan_image
     from aeromancy.store import open_store
+    from aeromancy.tracking import tracker_extras
 
     check_extra_env_vars(options, os.environ)  # before a build, not after
 
     packages = (*settings.debian_packages, *options.extra_debian_packages)
     recipe = plan_image(
         settings.project, committed, settings.base_image, packages, console,
-        repository=settings.image_repository,
+        repository=settings.image_repository, extras=tracker_extras(options.tracker_name),
     )  # fmt: skip
     if images is None:
         image = ensure_image(recipe, console, open_store(settings.store))

@@ -145,7 +145,7 @@ def docker_run_args(
     wandb_mount = wandb_runs_mount(spec, host_env)
     if wandb_mount is not None:
         args += ["-v", f"{wandb_mount[0]}:{wandb_mount[1]}"]
-    if needs_host_network(spec.settings.store, host_env):
+    if needs_host_network(spec.settings.store, host_env, spec.options.tracker_name):
         args += ["--network", "host"]
     if os.getuid() != 0:
         args += ["--user", f"{os.getuid()}:{os.getgid()}"]
@@ -177,12 +177,21 @@ def cache_dir() -> Path:
     return default_cache_dir().expanduser().resolve()
 
 
-def needs_host_network(store: str, host_env: Mapping[str, str]) -> bool:
-    """Return True when the S3 endpoint is on the host's loopback (unreachable otherwise)."""
+def needs_host_network(store: str, host_env: Mapping[str, str], tracker: str = "none") -> bool:
+    """Return True when the S3 endpoint, or with ``tracker`` mlflow the MLflow tracking
+    server, is on the host's loopback (unreachable from the container's own network).
+    """
+    if tracker == "mlflow" and is_loopback_url(host_env.get("MLFLOW_TRACKING_URI", "")):
+        return True
     if not store.startswith("s3://"):
         return False
     endpoint = host_env.get("AWS_ENDPOINT_URL_S3") or host_env.get("AWS_ENDPOINT_URL") or ""
-    host = urlparse(endpoint).hostname or ""
+    return is_loopback_url(endpoint)
+
+
+def is_loopback_url(url: str) -> bool:
+    """Return True when ``url`` names a host on the loopback (localhost, 127.0.0.0/8, ::1)."""
+    host = urlparse(url).hostname or ""
     if host == "localhost":
         return True
     try:

@@ -21,6 +21,7 @@ PLACEHOLDERS = ("base_image", "debian_packages", "python_dependencies", "aeroman
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
 CODE_BLOCK = "COPY code/ /app/"
 _INSTALL = "install --no-index --no-cache-dir --require-hashes --find-links"
+EXTRAS_CONTEXT = ".aeromancy/runtime-extras"  # wheels of what Aeromancy's extras add
 
 
 def default_template() -> str:
@@ -28,8 +29,14 @@ def default_template() -> str:
     return resources.files("aeromancy.launcher").joinpath(TEMPLATE_NAME).read_text("utf-8")
 
 
-def render(template: str, base_image: str, debian_packages: Sequence[str]) -> str:
-    """Return the Dockerfile for these inputs; raise UsageError for a bad template."""
+def render(
+    template: str, base_image: str, debian_packages: Sequence[str], extras: Sequence[str] = ()
+) -> str:
+    """Return the Dockerfile for these inputs; raise UsageError for a bad template.
+
+    ``extras`` (Aeromancy's, e.g. ``mlflow``) adds one layer installing what they add to
+    Aeromancy's runtime venv; without extras the Dockerfile is unchanged.
+    """
     used = set(_PLACEHOLDER.findall(template))
     unknown = sorted(used - set(PLACEHOLDERS))
     missing = sorted(set(PLACEHOLDERS) - used - {"debian_packages"})
@@ -43,7 +50,7 @@ def render(template: str, base_image: str, debian_packages: Sequence[str]) -> st
         "base_image": base_image,
         "debian_packages": _debian_block(debian_packages),
         "python_dependencies": _project_block(),
-        "aeromancy": _aeromancy_block(),
+        "aeromancy": _aeromancy_block(extras),
         "project_code": CODE_BLOCK,
     }
     return _PLACEHOLDER.sub(lambda match: blocks[match.group(1)], template)
@@ -61,7 +68,7 @@ def _debian_block(packages: Sequence[str]) -> str:
     )
 
 
-def _aeromancy_block() -> str:
+def _aeromancy_block(extras: Sequence[str]) -> str:
     pip = f"{AEROMANCY_VENV}/bin/pip"
     return "\n".join(
         [
@@ -72,12 +79,32 @@ def _aeromancy_block() -> str:
             f" && {pip} {_INSTALL} /tmp/aeromancy-runtime"
             " -r /tmp/aeromancy-runtime/requirements.txt \\",
             " && rm -rf /tmp/aeromancy-runtime",
+            *_extras_lines(pip, extras),
             "# Aeromancy: the launcher's own code, packed as a wheel",
             "COPY .aeromancy/self/ /tmp/aeromancy-self/",
             f"RUN {pip} install --no-index --no-deps --no-cache-dir /tmp/aeromancy-self/*.whl \\",
             f" && {pip} check && rm -rf /tmp/aeromancy-self",
         ]
     )
+
+
+def _extras_lines(pip: str, extras: Sequence[str]) -> list[str]:
+    """Return the layer adding what Aeromancy's ``extras`` need (nothing without extras).
+
+    Its pins are the whole closure of the extras beyond the runtime's, hence --no-deps;
+    the ``pip check`` after Aeromancy's wheel checks the venv as a whole.
+    """
+    if not extras:
+        return []
+    folder = "/tmp/aeromancy-extras"
+    requirements = f"{folder}/requirements.txt"
+    return [
+        f"# What aeromancy[{','.join(sorted(extras))}] adds to the runtime (this run's tracker)",
+        f"COPY {EXTRAS_CONTEXT}/ {folder}/",
+        f"RUN if [ -s {requirements} ]; then {pip} {_INSTALL} {folder} --no-deps"
+        f" -r {requirements}; fi \\",
+        f" && rm -rf {folder}",
+    ]
 
 
 def _site(venv: str) -> str:

@@ -30,7 +30,13 @@ from aeromancy.environments.shelf import ImageShelf
 from aeromancy.errors import ImageBuildError, InfrastructureError
 from aeromancy.launcher import debian
 from aeromancy.launcher.baseimage import BaseImage, resolve_base_image
-from aeromancy.launcher.dockerfile import TEMPLATE_NAME, default_template, render, split_at_code
+from aeromancy.launcher.dockerfile import (
+    EXTRAS_CONTEXT,
+    TEMPLATE_NAME,
+    default_template,
+    render,
+    split_at_code,
+)
 from aeromancy.launcher.engine import docker_client
 from aeromancy.launcher.git_gate import CommittedTree, git
 from aeromancy.launcher.lockfile import LOCKFILE, export_requirements
@@ -57,6 +63,7 @@ class ImageRecipe:
     lockfile_hash: str
     tag: str
     repository: str = ""  # '' means repository_name(project)
+    extras: tuple[str, ...] = ()  # Aeromancy's extras in its runtime venv (mlflow)
 
 
 @dataclass(frozen=True)
@@ -77,11 +84,13 @@ def plan_image(
     console: Console,
     *,
     repository: str = "",
+    extras: Sequence[str] = (),
 ) -> ImageRecipe:
     """Return the recipe of the image for ``committed`` (no build, no download).
 
     Images are named ``repository`` (``[tool.aeromancy] image_repository``), by default
-    ``aeromancy/<project>``.
+    ``aeromancy/<project>``. ``extras`` are Aeromancy's extras the run needs in the image
+    (``mlflow`` for ``--tracker mlflow``); they change the Dockerfile, so the tag.
     """
     repository = check_repository(repository) if repository else repository_name(project)
     packages = tuple(sorted(set(debian_packages)))
@@ -92,14 +101,15 @@ def plan_image(
     note = version_note(lock)
     if note:
         console.print(f"note: {note}", markup=False, highlight=False)
-    dockerfile = render(template, base_image, packages)
+    wanted = tuple(sorted(set(extras)))
+    dockerfile = render(template, base_image, packages, wanted)
     lockfile_hash = "sha256:" + hashlib.sha256(lock.encode()).hexdigest()
     digest = hashlib.sha256()
     for part in (base.id, dockerfile, lockfile_hash, self_identity(), committed.tree):
         digest.update(part.encode() + b"\0")
     tag = f"{repository}:{digest.hexdigest()[:24]}"
     return ImageRecipe(
-        project, committed, base, packages, dockerfile, lockfile_hash, tag, repository
+        project, committed, base, packages, dockerfile, lockfile_hash, tag, repository, wanted
     )
 
 
@@ -191,13 +201,15 @@ def _dependency_context(recipe: ImageRecipe, dockerfile: str, console: Console) 
         exported = parse_requirements(export_requirements(Path(scratch)))
         # Aeromancy in the image is always the launcher's own, in a venv of its own.
         project_pins = [pin for pin in exported if pin.name != SELF_NAME]
-        self_dist = resolve_self(recipe.base.marker_environment(), Path(scratch))
+        self_dist = resolve_self(recipe.base.marker_environment(), Path(scratch), recipe.extras)
         debs = Path(scratch) / "debs"
         deb_names = debian.download_debs(recipe.debian_packages, recipe.base, debs)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             _add_bytes(tar, "Dockerfile", dockerfile.encode())
             _add_wheels(tar, ".aeromancy/runtime", self_dist.pins, recipe.base, console)
+            if recipe.extras:
+                _add_wheels(tar, EXTRAS_CONTEXT, self_dist.extra_pins, recipe.base, console)
             _add_file(tar, f".aeromancy/self/{self_dist.wheel.name}", self_dist.wheel)
             _add_wheels(tar, ".aeromancy/wheels", project_pins, recipe.base, console)
             for name in deb_names:

@@ -94,9 +94,15 @@ def _pair_digest(project_root: Path) -> str:
     return digest.hexdigest()
 
 
-def export_requirements(project_root: Path) -> str:
-    """Return the production pins of ``project_root``/pdm.lock as requirements with hashes."""
-    result = _pdm(project_root, "export", "--format", "requirements", "--prod", "--no-extras")
+def export_requirements(project_root: Path, groups: tuple[str, ...] = ()) -> str:
+    """Return the production pins of ``project_root``/pdm.lock as requirements with hashes.
+
+    ``groups`` adds optional-dependency groups (extras) to the default one.
+    """
+    selected = [option for group in groups for option in ("--group", group)]
+    result = _pdm(
+        project_root, "export", "--format", "requirements", "--prod", "--no-extras", *selected
+    )
     if result.returncode != 0:
         raise LockfileError(
             f"pdm could not export {LOCKFILE}: {_last_line(result.stderr)}",

@@ -10,7 +10,11 @@ However the running Aeromancy was installed, the image gets the same:
 * its runtime dependencies at the versions the launcher runs with: from a source
   checkout, the checkout's own ``pdm.lock`` (with its hashes); otherwise the versions
   installed beside the launcher (read with ``importlib.metadata``), whose wheels are
-  fetched on the host and pinned to the sha256 of the files fetched.
+  fetched on the host and pinned to the sha256 of the files fetched;
+* the dependencies of the extras a run needs (``mlflow`` for ``--tracker mlflow``), the
+  same way, as pins of their own (``SelfDistribution.extra_pins``) that the image installs
+  in a layer after the runtime's: an image without extras is the same as before, and one
+  with them shares the runtime layer.
 
 A project's lock that pins another Aeromancy version does not change this: the launcher
 says so in one line (:func:`version_note`) and the image runs the launcher's version.
@@ -22,7 +26,7 @@ import base64
 import hashlib
 import sys
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -32,7 +36,7 @@ from packaging.utils import canonicalize_name
 
 import aeromancy
 from aeromancy import __version__
-from aeromancy.errors import ImageBuildError
+from aeromancy.errors import ImageBuildError, UsageError
 from aeromancy.launcher.engine import launcher_cache_dir
 from aeromancy.launcher.lockfile import export_requirements
 from aeromancy.launcher.pins import Pin, parse_requirements
@@ -56,12 +60,14 @@ class SelfDistribution:
 
     A pin without hashes is a version taken from the launcher's environment; the
     wheelhouse pins it to the sha256 of the wheel it fetches. ``identity`` names the
-    exact code and pins (it is part of the image tag).
+    exact code and pins (it is part of the image tag). ``extra_pins`` are what the
+    requested extras add to ``pins``, transitively (none without extras).
     """
 
     wheel: Path
     pins: tuple[Pin, ...]
     identity: str
+    extra_pins: tuple[Pin, ...] = ()
 
 
 def source_checkout() -> Path | None:
@@ -89,15 +95,27 @@ def self_identity() -> str:
     return digest.hexdigest()
 
 
-def resolve_self(environment: Mapping[str, str], scratch: Path) -> SelfDistribution:
+def resolve_self(
+    environment: Mapping[str, str], scratch: Path, extras: Sequence[str] = ()
+) -> SelfDistribution:
     """Return Aeromancy's wheel (written into ``scratch``) and runtime pins for an image.
 
-    ``environment`` holds the image interpreter's PEP 508 marker values.
-    Raises ImageBuildError when the launcher's installation lacks what the image needs.
+    ``environment`` holds the image interpreter's PEP 508 marker values; ``extras`` names
+    Aeromancy's extras the image needs as well (``mlflow``). Raises ImageBuildError when
+    the launcher's installation lacks what the image needs, UsageError when it lacks
+    what an extra needs.
     """
     checkout = source_checkout()
-    pins = _checkout_pins(checkout) if checkout else _installed_pins(environment)
-    return SelfDistribution(_write_wheel(scratch), pins, self_identity())
+    wanted = tuple(sorted(set(extras)))
+    if checkout:
+        pins = _checkout_pins(checkout)
+        with_extras = _checkout_pins(checkout, wanted) if wanted else pins
+    else:
+        pins = _installed_pins(environment)
+        with_extras = _installed_extra_pins(environment, wanted) if wanted else pins
+    base = {pin.name for pin in pins}
+    extra_pins = tuple(pin for pin in with_extras if pin.name not in base)
+    return SelfDistribution(_write_wheel(scratch), pins, self_identity(), extra_pins)
 
 
 def locked_version(lock_text: str) -> str | None:
@@ -176,12 +194,13 @@ def _record_digest(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def _checkout_pins(checkout: Path) -> tuple[Pin, ...]:
+def _checkout_pins(checkout: Path, extras: tuple[str, ...] = ()) -> tuple[Pin, ...]:
     lock_digest = hashlib.sha256((checkout / "pdm.lock").read_bytes()).hexdigest()
-    cached = launcher_cache_dir() / "self-pins" / f"{lock_digest}.txt"
+    suffix = "".join(f"+{extra}" for extra in extras)
+    cached = launcher_cache_dir() / "self-pins" / f"{lock_digest}{suffix}.txt"
     if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(export_requirements(checkout))
+        cached.write_text(export_requirements(checkout, extras))
     return tuple(pin for pin in parse_requirements(cached.read_text()) if pin.name != SELF_NAME)
 
 
@@ -195,13 +214,29 @@ def _environment_versions() -> bytes:
     return "\n".join(sorted(lines)).encode()
 
 
-def _installed_pins(environment: Mapping[str, str]) -> tuple[Pin, ...]:
+def _installed_extra_pins(
+    environment: Mapping[str, str], extras: tuple[str, ...]
+) -> tuple[Pin, ...]:
+    """Return :func:`_installed_pins` with ``extras``; raise UsageError when one is missing."""
+    try:
+        return _installed_pins(environment, extras)
+    except _NotInstalled as exc:
+        wanted = f"aeromancy[{','.join(extras)}]"
+        raise UsageError(
+            f"the image needs {wanted}, but {exc.name} is not installed beside the "
+            "launcher, so its version is unknown",
+            f"install the extra where Aeromancy is installed: pip install '{wanted}'",
+        ) from None
+
+
+def _installed_pins(environment: Mapping[str, str], wanted: Sequence[str] = ()) -> tuple[Pin, ...]:
     """Return Aeromancy's runtime dependencies, transitively, at the installed versions.
 
-    Markers are evaluated for the image's interpreter; each pin has no hashes yet.
+    ``wanted`` adds the requirements of those extras of Aeromancy. Markers are evaluated
+    for the image's interpreter; each pin has no hashes yet.
     """
     pins: dict[str, Pin] = {}
-    pending: list[tuple[str, frozenset[str]]] = [(SELF_NAME, frozenset())]
+    pending: list[tuple[str, frozenset[str]]] = [(SELF_NAME, frozenset(wanted))]
     seen: set[tuple[str, frozenset[str]]] = set()
     while pending:
         name, extras = pending.pop()
@@ -236,13 +271,21 @@ def _holds(
     )
 
 
-def _installed_version(name: str, needed_by: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        raise ImageBuildError(
+class _NotInstalled(ImageBuildError):
+    """A distribution the image needs is not installed beside the launcher."""
+
+    def __init__(self, name: str, needed_by: str) -> None:
+        super().__init__(
             f"{name}, which {needed_by} needs in the image, is not installed beside the "
             "launcher, so its version is unknown",
             "install Aeromancy with its dependencies (pip install aeromancy) on a Python "
             "of the image's version",
-        ) from None
+        )
+        self.name = name
+
+
+def _installed_version(name: str, needed_by: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        raise _NotInstalled(name, needed_by) from None

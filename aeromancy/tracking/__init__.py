@@ -6,6 +6,13 @@ from aeromancy.errors import UsageError
 from aeromancy.tracking.base import Tracker
 
 TRACKERS = ("wandb", "mlflow", "none")
+# Aeromancy's extras each tracker needs beside Aeromancy's runtime (in a tracked run's image).
+TRACKER_EXTRAS: dict[str, tuple[str, ...]] = {"mlflow": ("mlflow",)}
+
+
+def tracker_extras(name: str) -> tuple[str, ...]:
+    """Return the extras of Aeromancy that tracker ``name`` needs (``("mlflow",)`` or none)."""
+    return TRACKER_EXTRAS.get(name, ())
 
 
 def make_tracker(name: str) -> Tracker:

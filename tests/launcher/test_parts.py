@@ -93,6 +93,25 @@ def test_default_template_renders_every_layer_in_order() -> None:
     assert "dpkg" not in render(default_template(), "base:1", [])
 
 
+def test_extras_add_one_layer_after_the_runtime_and_change_nothing_else() -> None:
+    plain = render(default_template(), "base:1", [])
+    with_mlflow = render(default_template(), "base:1", [], ["mlflow"])
+    assert render(default_template(), "base:1", [], []) == plain  # no extras: the same text
+    assert ".aeromancy/runtime-extras" not in plain
+    added = [line for line in with_mlflow.splitlines() if line not in plain.splitlines()]
+    assert added[0] == "# What aeromancy[mlflow] adds to the runtime (this run's tracker)"
+    assert added[1] == "COPY .aeromancy/runtime-extras/ /tmp/aeromancy-extras/"
+    assert "--no-deps -r /tmp/aeromancy-extras/requirements.txt" in added[2]
+    order = [
+        with_mlflow.index("-r /tmp/aeromancy-runtime/requirements.txt"),
+        with_mlflow.index("-r /tmp/aeromancy-extras/requirements.txt"),
+        with_mlflow.index("/tmp/aeromancy-self/*.whl"),
+    ]
+    assert order == sorted(order)
+    # Only what the extra adds differs: the lines before it are shared, so is their layer.
+    assert with_mlflow.startswith(plain[: plain.index("# Aeromancy: the launcher's own code")])
+
+
 def test_unknown_placeholder_is_refused() -> None:
     with pytest.raises(UsageError, match=r"unknown \{\{ secrets \}\}"):
         render(default_template() + "{{ secrets }}", "base:1", [])
@@ -158,6 +177,27 @@ def test_loopback_s3_uses_the_host_network() -> None:
     assert not needs_host_network("s3://b/p", {"AWS_ENDPOINT_URL": "https://minio.example.com"})
     assert not needs_host_network("s3://b/p", {})
     assert not needs_host_network("/data/store", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+
+
+def test_loopback_mlflow_server_uses_the_host_network_only_with_the_mlflow_tracker(
+    tmp_path: Path,
+) -> None:
+    local = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    tracked = _spec(tmp_path, RunOptions(tasks="p.py", tracker="mlflow"))
+    args = docker_run_args(tracked, tmp_path / "env", [], local)
+    assert args[args.index("--network") + 1] == "host"
+    untracked = _spec(tmp_path, RunOptions(tasks="p.py", tracker="none"))
+    assert "--network" not in docker_run_args(untracked, tmp_path / "env", [], local)
+    assert needs_host_network("/data/store", local, "mlflow")
+    assert needs_host_network(
+        "/data/store", {"MLFLOW_TRACKING_URI": "http://localhost:5000"}, "mlflow"
+    )
+    assert needs_host_network("/data/store", {"MLFLOW_TRACKING_URI": "http://[::1]:5000"}, "mlflow")
+    assert not needs_host_network("/data/store", local, "wandb")
+    assert not needs_host_network("/data/store", local)
+    remote = {"MLFLOW_TRACKING_URI": "https://mlflow.example.com"}
+    assert not needs_host_network("/data/store", remote, "mlflow")
+    assert not needs_host_network("/data/store", {}, "mlflow")
 
 
 def test_local_store_paths_are_mounted_at_their_absolute_path(
