@@ -43,11 +43,14 @@ from aeromancy.tracking.secrets import redact_url
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 # MLflow retries a failed request 7 times with exponential backoff (minutes in all) and
-# waits 120 s for an answer: too long to hold a pipeline up. A user's own values win.
-HTTP_DEFAULTS = {
+# waits 120 s for an answer: too long to hold a pipeline up. Ending a run, it also fetches
+# the run again to print two links on stdout, between Aeromancy's own lines. A user's own
+# values win.
+CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 PATH_PREFIX = "mlflow:"  # run paths in Aeromancy's records: mlflow:<experiment id>/<run id>
 RECORD_ARTIFACT = "aeromancy/run-record.json"
@@ -102,7 +105,7 @@ class MlflowTracker:
                 "install the extra: pip install 'aeromancy[mlflow]'",
             )
         require_tracking_uri(env)
-        for name, value in HTTP_DEFAULTS.items():
+        for name, value in CLIENT_DEFAULTS.items():
             os.environ.setdefault(name, value)
         self.tracking_uri = env[TRACKING_URI_ENV]
         self._lock = threading.Lock()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ SECRET = "sk-mlflow-3a9f1c2e7b-never-store-me"
 PASSTHROUGH_SECRET = "pt-mlflow-6e1d0b9a44-passthrough-value"
 PASSWORD = "pw-mlflow-c0ffee-tracking-password"
 REMOTE_TOKEN = "glcbt-mlflow-77aa-remote-token"
+# Screenshots of the MLflow UI, kept after the test (git-ignored) to be looked at.
+UI_SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "mlflow-ui"
 
 PIPELINE = """\
 import hashlib
@@ -145,6 +149,7 @@ def test_a_pipeline_tracked_with_mlflow_reads_back_through_the_client(
     )
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr, done.stderr
+    assert "View run" not in done.stdout  # MLflow's own links stay out of Aeromancy's output
 
     store = open_store(store_url)
     records = {r["task"]: r for r in store.list_run_records("mlproj", "dev")}
@@ -360,3 +365,64 @@ def test_a_tracked_run_without_a_tracking_uri_is_refused_before_building(
     assert result.output.count("\n") == 1, result.output
     assert "needs MLFLOW_TRACKING_URI" in result.output
     assert not store.exists()
+
+
+def chromium() -> str:
+    """Return Debian's Chromium, or skip the test saying how to get it."""
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.skip(
+            "chromium is missing for the MLflow UI check (apt-get install chromium; "
+            "scripts/setup installs it when run as root)"
+        )
+    return found
+
+
+def browse(browser: str, url: str, screenshot: Path, profile: Path) -> str:
+    """Load ``url`` in headless Chromium, save a screenshot, return the rendered DOM.
+
+    A fresh profile per page; the virtual time budget lets MLflow's single-page app
+    fetch its data and render before the page is captured.
+    """
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.unlink(missing_ok=True)
+    argv = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    argv += [f"--user-data-dir={profile}", "--hide-scrollbars", "--window-size=1800,1600"]
+    argv += ["--virtual-time-budget=30000", "--dump-dom", f"--screenshot={screenshot}", url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return done.stdout
+
+
+def test_the_mlflow_ui_shows_the_runs_of_the_pipeline(
+    project: Path, tmp_path: Path, mlflow_server: Any, base_env: dict[str, str]
+) -> None:
+    browser = chromium()
+    store_url = str(tmp_path / "store")
+    env = run_env(base_env, mlflow_server.url)
+    done = aeromancy(project, env, "--store", store_url, "run", "--dev", "--tracker", "mlflow")
+    assert done.returncode == 0, done.stderr
+    (group,) = {r["group"] for r in open_store(store_url).list_run_records("mlproj", "dev")}
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    runs = runs_of(client, "mlproj", group)
+    names = {run.data.tags.get("aeromancy.task", "invocation"): run.info.run_name for run in runs}
+    assert set(names) == {"invocation", "ingest", "train", "evaluate"}
+    experiment = runs[0].info.experiment_id
+
+    # The runs of one invocation side by side: names, params and metrics.
+    ids = urllib.parse.quote(json.dumps([run.info.run_id for run in runs]))
+    compare = f"{mlflow_server.url}/#/compare-runs?runs={ids}&experiments=%5B%22{experiment}%22%5D"
+    page = browse(browser, compare, UI_SCREENSHOTS / "compare-runs.png", tmp_path / "p1")
+    assert f"Comparing {len(runs)} Runs from 1 Experiment" in page
+    for name in names.values():
+        assert name in page
+    for shown in ("optimizer.lr", "epochs", "loss", "accuracy"):
+        assert shown in page
+
+    # One task run's page: its metrics, params, input dataset and parent run.
+    (train,) = [run for run in runs if run.info.run_name == names["train"]]
+    url = f"{mlflow_server.url}/#/experiments/{experiment}/runs/{train.info.run_id}"
+    page = browse(browser, url, UI_SCREENSHOTS / "train-run.png", tmp_path / "p2")
+    for shown in (names["train"], names["invocation"], "raw", "loss", "optimizer.lr"):
+        assert shown in page
