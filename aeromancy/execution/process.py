@@ -1,10 +1,14 @@
-"""Starting a task's child process, relaying what it says, and naming how it ended.
+"""Starting a task's process, relaying what it says, and naming how it ended.
 
-Each child is a fresh ``python -u -m aeromancy.execution.child`` of the project's
-interpreter, in its own session (a Ctrl-C at the terminal reaches only ``aeromancy
-run``, which then stops every child), with stdin from /dev/null. The child finds
-Aeromancy through a temporary directory first on its ``PYTHONPATH`` that holds only a
-link to this process's ``aeromancy`` package: none of Aeromancy's dependencies become
+Each task run is a process of the project's interpreter of its own: forked by the
+run's fork server (``execution/forkserver.py``: one per ``ChildProcesses``, which has
+imported the child runtime once), or, where there is none (``AEROMANCY_FORK_SERVER=0``,
+not Linux, the server failed), a fresh ``python -u -m aeromancy.execution.child run``.
+Either way it is in a session of its own (a Ctrl-C at the terminal reaches only
+``aeromancy run``, which then stops every child), stdin from /dev/null, stdout and
+stderr on pipes; it dies with the process that started it. The child finds Aeromancy
+through a temporary directory first on its ``PYTHONPATH`` that holds only a link to
+this process's ``aeromancy`` package: none of Aeromancy's dependencies become
 importable, and if the project's environment has its own Aeromancy, this one wins.
 """
 
@@ -20,13 +24,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aeromancy
+from aeromancy.execution import forkserver
 from aeromancy.execution.child.protocol import RESULT_EVENT, LineSplitter
+from aeromancy.execution.forkserver import ForkServer, ForkServerError, Reaped
 from aeromancy.execution.output import OutputRelay, Stream
 
 Event = dict[str, Any]
@@ -34,6 +40,7 @@ Event = dict[str, Any]
 DRAIN_SECONDS = 0.5
 STOP_GRACE_SECONDS = 3.0
 _CHUNK = 1 << 16
+Reaper = Callable[[], Reaped]
 
 
 @dataclass(frozen=True)
@@ -68,19 +75,22 @@ class ChildExit:
         return f"task {task} exited with code {self.returncode} before its function returned"
 
 
-def _peak_rss(result: Event | None, usage: Any) -> int:
+def _peak_rss(result: Event | None, reaped: Reaped) -> int:
     """Return the child's own peak RSS when it reported one, else wait4's (an upper
     bound: it includes the parent's footprint at the fork, see child.runtime)."""
     reported = (result or {}).get("peak_rss_bytes")
     if isinstance(reported, int):
         return reported
-    return int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
+    return reaped.maxrss_kib * (1 if sys.platform == "darwin" else 1024)
 
 
 class ChildProcesses:
-    """Starts task children with one interpreter; ``stop_all`` ends every live one."""
+    """Starts task children with one interpreter; ``stop_all`` ends every live one.
 
-    def __init__(self, python: str) -> None:
+    ``fork_server`` None: use one where ``forkserver.enabled()`` says so.
+    """
+
+    def __init__(self, python: str, fork_server: bool | None = None) -> None:
         self.python = python
         self.stopped = False
         self._shim = Path(tempfile.mkdtemp(prefix="aeromancy-child-path-"))
@@ -88,9 +98,16 @@ class ChildProcesses:
         (self._shim / "aeromancy").symlink_to(package, target_is_directory=True)
         self._live: set[int] = set()
         self._lock = threading.Lock()
+        self._forking = forkserver.enabled() if fork_server is None else fork_server
+        self._server: ForkServer | None = None
 
     def close(self) -> None:
-        """Remove the import shim (children still running keep what they imported)."""
+        """End the fork server and remove the import shim (children still running keep
+        what they imported)."""
+        with self._lock:
+            server, self._server, self._forking = self._server, None, False
+        if server is not None:
+            server.close()
         shutil.rmtree(self._shim, ignore_errors=True)
 
     def environment(self) -> dict[str, str]:
@@ -98,6 +115,12 @@ class ChildProcesses:
         paths = [str(self._shim), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         return env
+
+    @property
+    def fork_server_pid(self) -> int | None:
+        """The pid of the running fork server, None while there is none."""
+        server = self._server
+        return None if server is None else server.pid
 
     def run(
         self,
@@ -107,45 +130,91 @@ class ChildProcesses:
         on_event: Callable[[Event], None],
     ) -> ChildExit:
         """Run one child to its end, relaying output and events; return how it ended."""
-        read_events, write_events = os.pipe()
-        argv = [self.python, "-u", "-m", "aeromancy.execution.child"]
+        pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, events
         started = time.monotonic()
         try:
             with self._lock:
-                process = subprocess.Popen(
-                    [*argv, str(request_path), str(write_events)],
-                    cwd=cwd,
-                    env=self.environment(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    pass_fds=(write_events,),
-                    start_new_session=True,
-                )
-                self._live.add(process.pid)
+                pid, reap = self._start(request_path, cwd, [w for _, w in pipes])
+                self._live.add(pid)
                 if self.stopped:
-                    _kill_group(process.pid, signal.SIGKILL)
+                    _kill_group(pid, signal.SIGKILL)
+        except BaseException:
+            for read, _ in pipes:
+                os.close(read)
+            raise
         finally:
-            os.close(write_events)
+            for _, write in pipes:
+                os.close(write)
+        (out, _), (err, _), (events, _) = pipes
         try:
-            result = _pump(process, read_events, relay, on_event)
-            _kill_group(process.pid, signal.SIGKILL)  # whatever the task left running
-            _, status, usage = os.wait4(process.pid, 0)
+            result = _pump(pid, {out: "stdout", err: "stderr", events: None}, relay, on_event)
+            _kill_group(pid, signal.SIGKILL)  # whatever the task left running
+            reaped = reap()
         finally:
-            os.close(read_events)
+            for read, _ in pipes:
+                os.close(read)
             with self._lock:
-                self._live.discard(process.pid)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+                self._live.discard(pid)
         resources = Resources(
             wall_s=round(time.monotonic() - started, 6),
-            cpu_user_s=round(usage.ru_utime, 6),
-            cpu_system_s=round(usage.ru_stime, 6),
-            max_rss_bytes=_peak_rss(result, usage),
+            cpu_user_s=round(reaped.utime, 6),
+            cpu_system_s=round(reaped.stime, 6),
+            max_rss_bytes=_peak_rss(result, reaped),
         )
-        return ChildExit(process.returncode, result, resources)
+        return ChildExit(os.waitstatus_to_exitcode(reaped.status), result, resources)
+
+    def _start(self, request: Path, cwd: Path, fds: Sequence[int]) -> tuple[int, Reaper]:
+        """Start the task's process (forked, else spawned); return its pid and reaper.
+
+        Called with ``_lock`` held.
+        """
+        server = self._fork_server(cwd)
+        if server is not None:
+            try:
+                pid = server.fork(request, cwd, fds)
+            except ForkServerError:
+                self._drop_server()
+            else:
+                return pid, lambda: _reap_forked(server, pid)
+        return self._spawn(request, cwd, fds)
+
+    def _fork_server(self, cwd: Path) -> ForkServer | None:
+        """Return the fork server for children in ``cwd``, started on first use."""
+        if not self._forking:
+            return None
+        if self._server is None:
+            try:
+                self._server = ForkServer(self.python, self.environment(), cwd)
+            except ForkServerError:
+                self._forking = False  # e.g. this Python cannot run it: spawn from now on
+                return None
+        return self._server if self._server.cwd == cwd else None
+
+    def _drop_server(self) -> None:
+        server, self._server, self._forking = self._server, None, False
+        if server is not None:
+            threading.Thread(target=server.close, daemon=True).start()
+
+    def _spawn(self, request: Path, cwd: Path, fds: Sequence[int]) -> tuple[int, Reaper]:
+        stdout, stderr, events = fds
+        argv = [self.python, "-u", "-m", "aeromancy.execution.child", "run"]
+        process = subprocess.Popen(
+            [*argv, str(request), str(events), str(os.getpid())],
+            cwd=cwd,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            pass_fds=(events,),
+            start_new_session=True,
+        )
+
+        def reap() -> Reaped:
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return Reaped(status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss)
+
+        return process.pid, reap
 
     def stop_all(self) -> None:
         """Stop every live child (SIGTERM, SIGKILL after a grace period); start no more."""
@@ -163,6 +232,15 @@ class ChildProcesses:
         with self._lock:
             for pid in self._live:
                 _kill_group(pid, signal.SIGKILL)
+
+
+def _reap_forked(server: ForkServer, pid: int) -> Reaped:
+    """Return how the forked ``pid`` ended; a fork server that died took it along
+    (its children get SIGKILL when it dies)."""
+    try:
+        return server.reap(pid)
+    except ForkServerError:
+        return Reaped(int(signal.SIGKILL), 0.0, 0.0, 0)
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:
@@ -183,23 +261,21 @@ def _pidfd(pid: int) -> int | None:
 
 
 def _pump(
-    process: subprocess.Popen[bytes],
-    events_fd: int,
+    pid: int,
+    fds: Mapping[int, Stream | None],
     relay: OutputRelay,
     on_event: Callable[[Event], None],
 ) -> Event | None:
     """Relay output and events until the child's pipes close; return its result event.
 
+    ``fds`` are the read ends: the task's stdout and stderr, and (None) its event pipe.
     The pipes stay open while a process the task started holds them; once the child
     itself has exited, they are read for at most ``DRAIN_SECONDS`` more.
     """
-    if process.stdout is None or process.stderr is None:
-        raise ValueError("the child's stdout and stderr must be pipes")
     pump = _Pump(relay, on_event)
-    pump.add(process.stdout.fileno(), "stdout")
-    pump.add(process.stderr.fileno(), "stderr")
-    pump.add(events_fd, None)
-    exit_fd = _pidfd(process.pid)
+    for fd, stream in fds.items():
+        pump.add(fd, stream)
+    exit_fd = _pidfd(pid)
     try:
         pump.run(exit_fd)
     finally:

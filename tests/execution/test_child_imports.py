@@ -49,9 +49,10 @@ def not_stdlib(modules: list[str]) -> list[str]:
     "imports",
     [
         "import aeromancy.execution.child.runtime",
+        "import aeromancy.execution.child.zygote",
         "from aeromancy import task, Context",
     ],
-    ids=["child-runtime", "public-api"],
+    ids=["child-runtime", "fork-server", "public-api"],
 )
 def test_only_the_standard_library_is_imported(tmp_path: Path, imports: str) -> None:
     modules = imported_by(tmp_path, imports)
@@ -59,8 +60,11 @@ def test_only_the_standard_library_is_imported(tmp_path: Path, imports: str) -> 
     assert "aeromancy" in modules
 
 
-def test_the_child_imports_no_aeromancy_module_that_needs_dependencies(tmp_path: Path) -> None:
-    modules = imported_by(tmp_path, "import aeromancy.execution.child.runtime")
+@pytest.mark.parametrize("entry", ["runtime", "zygote"])
+def test_the_child_imports_no_aeromancy_module_that_needs_dependencies(
+    tmp_path: Path, entry: str
+) -> None:
+    modules = imported_by(tmp_path, f"import aeromancy.execution.child.{entry}")
     ours = {name for name in modules if name.startswith("aeromancy")}
     assert ours <= {
         "aeromancy",
@@ -73,9 +77,11 @@ def test_the_child_imports_no_aeromancy_module_that_needs_dependencies(tmp_path:
         "aeromancy.tasks",
         "aeromancy.execution",
         "aeromancy.execution.child",
+        "aeromancy.execution.child.lifetime",
         "aeromancy.execution.child.protocol",
         "aeromancy.execution.child.reads",
         "aeromancy.execution.child.runtime",
+        "aeromancy.execution.child.zygote",
     }
 
 

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from aeromancy.context import Context
 from aeromancy.errors import UsageError
+from aeromancy.execution.child.lifetime import die_with_parent
 from aeromancy.execution.child.protocol import (
     LOG_EVENT,
     MAX_ERROR_CHARS,
@@ -30,28 +31,35 @@ from aeromancy.tasks import TaskSpec, collect_tasks, load_module
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Run the request named on the command line; exit 0 after sending its result."""
-    request_path, events_fd = (sys.argv[1:] if argv is None else argv)[:2]
+    """``run REQUEST_PATH EVENTS_FD PARENT_PID``: a spawned child's one task run."""
+    request_path, events_fd, parent_pid = (sys.argv[2:] if argv is None else argv)[:3]
+    die_with_parent(int(parent_pid))
+    serve(Path(request_path), int(events_fd))
+
+
+def serve(request_path: Path, events_fd: int) -> NoReturn:
+    """Run the request at ``request_path``; exit 0 after sending its result to ``events_fd``."""
     faulthandler.enable()  # a segfault leaves a Python traceback on stderr
-    events = EventWriter(int(events_fd))
-    request = json.loads(Path(request_path).read_text())
+    events = EventWriter(events_fd)
+    request = json.loads(request_path.read_text())
     if request.get("protocol") != PROTOCOL:
         raise SystemExit(f"aeromancy child: protocol {request.get('protocol')} is not {PROTOCOL}")
     try:
         result = run_request(request, events)
     except SystemExit as exc:
-        _exit(_exit_status(exc.code))
+        _exit(exit_status(exc.code))
     events.send(RESULT_EVENT, **result, peak_rss_bytes=own_peak_rss())
     # os._exit, not return: threads the task left running must not keep this process.
     _exit(0)
 
 
 def own_peak_rss() -> int | None:
-    """Return this process's peak resident memory since its exec (VmHWM), or None.
+    """Return this process's peak resident memory (VmHWM), or None where unknown.
 
     The parent's ``wait4`` figure is no use for this: Linux folds the peak of the
     address space a child had before its exec (the parent's, after fork or vfork) into
-    the child's ``ru_maxrss``, so a large parent would make every task look large.
+    the child's ``ru_maxrss``, so a large parent would make every task look large. A
+    process forked by the fork server starts its peak afresh (``reset_peak_rss``).
     """
     try:
         status = Path("/proc/self/status").read_text()
@@ -61,6 +69,17 @@ def own_peak_rss() -> int | None:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def reset_peak_rss() -> None:
+    """Make the peak RSS this process's current RSS (Linux >= 4.0; else nothing).
+
+    A forked process starts with the fork server's peak; from here on its peak is what
+    it holds now (the interpreter and the child runtime, as a fresh process would after
+    its imports) plus what the task adds.
+    """
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def run_request(request: dict[str, Any], events: EventWriter) -> dict[str, Any]:
@@ -126,7 +145,7 @@ def _traceback() -> str:
     return traceback.format_exc()[-MAX_ERROR_CHARS:]
 
 
-def _exit_status(code: object) -> int:
+def exit_status(code: object) -> int:
     """Return the status ``sys.exit(code)`` gives a process (a message is printed, then 1)."""
     if code is None:
         return 0
