@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aeromancy.cli.output import print_warning, stderr_console, stdout_console
-from aeromancy.cli.run import RunProgress, print_failures, print_summary
+import click
+
+from aeromancy.cli.output import print_error, print_warning, stderr_console, stdout_console
+from aeromancy.cli.run import INTERRUPTED, RunProgress, print_failures, print_summary
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed, UsageError
 from aeromancy.execution.executor import Executor, raise_for_results
+from aeromancy.execution.interpreter import project_python
 from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome
+from aeromancy.execution.process import ChildProcesses
 from aeromancy.experiments.params import Layer
 from aeromancy.experiments.sweep_run import determinism, run_sweep
 from aeromancy.experiments.sweeps import check_request, declared_sweep, parse_axes, plan_sweep
@@ -46,19 +50,28 @@ def run_swept(
     count = check_request(axes, repeat, options.overrides, options.yes)
     sweep = plan_sweep(base, axes, repeat, options.overrides, layers)
     err.print(f"{count} variants; shared tasks: {', '.join(sweep.shared.order) or 'none'}")
-    with RunProgress(err) as progress:
+    # One set of task processes (one fork server) for every variant.
+    children = ChildProcesses(project_python(invocation.root))
+    try:
+        with RunProgress(err) as progress:
 
-        def make_executor(plan: Plan, inv: Invocation) -> Executor:
-            return Executor(
-                plan,
-                state.store,
-                inv,
-                tracker,
-                listener=progress,
-                warn=lambda message: print_warning(err, message),
-            )
+            def make_executor(plan: Plan, inv: Invocation) -> Executor:
+                return Executor(
+                    plan,
+                    state.store,
+                    inv,
+                    tracker,
+                    listener=progress,
+                    warn=lambda message: print_warning(err, message),
+                    children=children,
+                )
 
-        results = run_sweep(sweep, invocation, make_executor)
+            results = run_sweep(sweep, invocation, make_executor, stop=children.stop_all)
+    except KeyboardInterrupt:
+        print_error(err, "interrupted: every running task was stopped; nothing of theirs is kept")
+        raise click.exceptions.Exit(INTERRUPTED) from None
+    finally:
+        children.close()
     rows = results.rows()
     out = stdout_console()
     print_summary(out, rows)

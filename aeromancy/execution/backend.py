@@ -31,11 +31,14 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Each task run on a thread of this process, its function in a child process."""
+    """Each task run on a thread of this process, its function in a child process.
 
-    def __init__(self, services: RunServices, python: str, jobs: int) -> None:
+    ``children`` starts the task processes; whoever made it closes it.
+    """
+
+    def __init__(self, services: RunServices, children: ChildProcesses, jobs: int) -> None:
         self.services = services
-        self.children = ChildProcesses(python)
+        self.children = children
         self._pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="task")
 
     def submit(self, request: TaskRequest) -> Future[TaskResult]:
@@ -46,4 +49,3 @@ class LocalBackend:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        self.children.close()

@@ -24,6 +24,7 @@ from aeromancy.execution.interpreter import project_python
 from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome, TaskResult
 from aeromancy.execution.output import OutputSink, terminal_sink
+from aeromancy.execution.process import ChildProcesses
 from aeromancy.execution.task_run import RunServices, TaskRequest
 from aeromancy.file_deps import FileDigests
 from aeromancy.fingerprint import CodeIdentity, CodeScanner, fingerprint
@@ -51,6 +52,8 @@ class Executor:
 
     Each task that runs is handed to a :class:`Backend` (default: one child process per
     task run, of the project's interpreter); ``output`` shows what tasks print.
+    ``children`` are task processes shared with other executors (a sweep's variants);
+    by default the run has its own.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Executor:
         listener: Listener = _quiet,
         warn: Callable[[str], None] | None = None,
         output: OutputSink = terminal_sink,
+        children: ChildProcesses | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -70,6 +74,7 @@ class Executor:
         self.tracker = TrackerGuard(tracker, warn)
         self.listener = listener
         self.output = output
+        self.children = children
         self.results: dict[str, TaskResult] = {}
         self._lock = threading.Lock()
         self._environment: dict[str, Any] | None = None
@@ -98,11 +103,14 @@ class Executor:
         python = project_python(self.inv.root)
         self._index = RecordIndex.load(self.store, self.inv.project, self.inv.namespace)
         self.code = code_identities(self.plan, self.inv.root, self.inv.tasks)
-        backend = LocalBackend(self.services(), python, self.inv.jobs)
+        children = self.children or ChildProcesses(python)
+        backend = LocalBackend(self.services(), children, self.inv.jobs)
         try:
             self._schedule(backend)
         finally:
             backend.close()
+            if self.children is None:
+                children.close()
         remember_summaries(self.store, self.inv.project, self.inv.namespace, self._written)
         return {name: self.results[name] for name in self.plan.order}
 

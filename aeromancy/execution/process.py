@@ -129,18 +129,23 @@ class ChildProcesses:
         relay: OutputRelay,
         on_event: Callable[[Event], None],
     ) -> ChildExit:
-        """Run one child to its end, relaying output and events; return how it ended."""
+        """Run one child to its end, relaying output and events; return how it ended.
+
+        After ``stop_all`` no child starts: the answer is a child killed at its start.
+        """
         pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, events
         started = time.monotonic()
         try:
             with self._lock:
+                if self.stopped:
+                    raise _Stopped
                 pid, reap = self._start(request_path, cwd, [w for _, w in pipes])
                 self._live.add(pid)
-                if self.stopped:
-                    _kill_group(pid, signal.SIGKILL)
-        except BaseException:
+        except BaseException as exc:
             for read, _ in pipes:
                 os.close(read)
+            if isinstance(exc, _Stopped):
+                return ChildExit(-signal.SIGKILL, None, Resources(0.0, 0.0, 0.0, 0))
             raise
         finally:
             for _, write in pipes:
@@ -232,6 +237,10 @@ class ChildProcesses:
         with self._lock:
             for pid in self._live:
                 _kill_group(pid, signal.SIGKILL)
+
+
+class _Stopped(Exception):
+    """No child starts after ``stop_all``."""
 
 
 def _reap_forked(server: ForkServer, pid: int) -> Reaped:

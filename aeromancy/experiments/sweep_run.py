@@ -41,9 +41,16 @@ class SweepResults:
 
 
 def run_sweep(
-    sweep: SweepPlan, invocation: Invocation, make_executor: ExecutorFactory
+    sweep: SweepPlan,
+    invocation: Invocation,
+    make_executor: ExecutorFactory,
+    stop: Callable[[], None] = lambda: None,
 ) -> SweepResults:
-    """Run the shared plan, then every variant (``invocation.jobs`` at once)."""
+    """Run the shared plan, then every variant (``invocation.jobs`` at once).
+
+    On Ctrl-C (KeyboardInterrupt, raised again) ``stop`` ends the running variants'
+    task processes and the variants not started yet never start.
+    """
     shared = make_executor(sweep.shared, invocation).run() if sweep.shared.order else {}
     failed = tuple(name for name, result in shared.items() if result.outcome in BAD)
     if failed:
@@ -57,7 +64,12 @@ def run_sweep(
         return variant, make_executor(with_shared_outputs(plan, outputs), one_at_a_time).run()
 
     with ThreadPoolExecutor(max(1, invocation.jobs)) as pool:
-        done = list(pool.map(run_variant, sweep.variants))
+        try:
+            done = list(pool.map(run_variant, sweep.variants))
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop()  # before the pool waits for the variants running
+            raise
     return SweepResults(shared, done)
 
 

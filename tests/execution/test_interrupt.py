@@ -92,3 +92,50 @@ def test_ctrl_c_stops_every_task_and_exits_130(
     assert "Traceback" not in stderr
     assert not any(alive(pid) for pid in pids)
     assert project.store_is_empty()
+
+
+SWEPT = """
+import os
+import time
+from pathlib import Path
+
+from aeromancy import task
+
+
+@task(outputs=["model"])
+def train(ctx, lr: float = 0.1):
+    (ctx.workdir / "out.txt").write_text(str(lr))
+    ctx.save("model", ctx.workdir / "out.txt")
+    Path(os.environ["STARTED_DIR"], str(lr)).write_text(str(os.getpid()))
+    time.sleep(600)
+"""
+
+
+def test_ctrl_c_during_a_sweep_stops_every_variant_and_exits_130(
+    local_project_with: ProjectFactory, tmp_path: Path
+) -> None:
+    project = local_project_with(SWEPT)
+    started = tmp_path / "started"
+    started.mkdir()
+    sweep = ["--sweep", "train.lr=0.1,0.2,0.3,0.4"]
+    process = subprocess.Popen(
+        [str(AEROMANCY), "--store", project.store_url, "run", "--dev", "-j", "2", *sweep],
+        cwd=project.root,
+        env={**os.environ, "STARTED_DIR": str(started)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    wait_for(lambda: len(list(started.iterdir())) == 2)  # two variants at a time
+    pids = [int(path.read_text()) for path in started.iterdir()]
+
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert "Traceback" not in stderr
+    assert not any(alive(pid) for pid in pids)
+    assert len(list(started.iterdir())) == 2  # the variants not started never start
+    assert project.store_is_empty()

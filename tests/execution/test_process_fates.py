@@ -2,7 +2,8 @@
 
 Each task runs in a real child process. The task ``doomed`` meets one fate; ``side``
 is independent of it and must still publish; the run exits 1 and ``doomed``'s failed
-record names the cause.
+record names the cause. Every test runs twice: task processes forked by the fork
+server, and spawned (``AEROMANCY_FORK_SERVER=0``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ FATES = {
     "keyboard-interrupt": ("raise KeyboardInterrupt", "KeyboardInterrupt"),
     "sigint": ("os.kill(os.getpid(), signal.SIGINT)", "KeyboardInterrupt"),
 }
+
+
+@pytest.fixture(autouse=True, params=["1", "0"], ids=["forked", "spawned"])
+def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AEROMANCY_FORK_SERVER", request.param)
+    return str(request.param)
 
 
 def fated_project(make: ProjectFactory, fate: str) -> Project:
