@@ -12,6 +12,7 @@ holds no file it did not have. Digests are looked up in the stat cache
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -46,7 +47,8 @@ class FileDigests:
 
     def of(self, paths: Iterable[str]) -> dict[str, str | None]:
         """Return each path's sha256 hex, None for a file that is gone or unreadable."""
-        located = {rel: self.root / rel for rel in paths}
+        base = os.path.abspath(self.root)
+        located = {rel: os.path.join(base, rel) for rel in paths}
         states: dict[str, FileStat | None] = {}
         for rel, path in located.items():
             try:
@@ -55,14 +57,14 @@ class FileDigests:
                 states[rel] = None
         known = self.cache.lookup((located[rel], s) for rel, s in states.items() if s)
         digests: dict[str, str | None] = {}
-        fresh: list[tuple[Path, FileStat, str]] = []
+        fresh: list[tuple[str | Path, FileStat, str]] = []
         for rel, state in states.items():
             path = located[rel]
             found = known.get(path) if state is not None else None
             if state is None or found is not None:
                 digests[rel] = found
                 continue
-            digest = _hash(path, state)
+            digest = _hash(Path(path), state)
             digests[rel] = digest
             if digest is not None:
                 fresh.append((path, state, digest))

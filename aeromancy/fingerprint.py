@@ -75,11 +75,12 @@ class CodeScanner:
         self._identities: dict[Path, CodeIdentity] = {}
         self._modules: dict[str, CodeIdentity] = {}
 
-    def identity_of_module(self, module_name: str) -> CodeIdentity:
-        """Return the code identity of an imported module, or of its name when it has no file."""
+    def identity_of_module(self, module_name: str, path: str | None = None) -> CodeIdentity:
+        """Return the code identity of a module: of its file ``path`` (default: the file of
+        the module imported under that name), or of its name when it has no file."""
         if module_name not in self._modules:
-            module = sys.modules.get(module_name)
-            path = getattr(module, "__file__", None)
+            if path is None:
+                path = getattr(sys.modules.get(module_name), "__file__", None)
             if path:
                 self._modules[module_name] = self.identity(Path(path).resolve())
             else:
@@ -158,6 +159,13 @@ class CodeScanner:
                     resolved = candidate.resolve()
                     return resolved if resolved.is_relative_to(self.root) else None
         return None
+
+
+def task_module_search_path(root: Path, tasks: str) -> list[Path]:
+    """Return where the task module ``tasks`` finds project modules: ``root``, ``root/src``,
+    and the module file's own directory when ``tasks`` is a path."""
+    project = [root, root / "src"]
+    return [(root / tasks).parent, *project] if tasks.endswith(".py") else project
 
 
 def _imported_names(path: Path, source: bytes, package: str) -> Iterator[str]:

@@ -17,7 +17,7 @@ from aeromancy.errors import GraphError, NotFound, UsageError
 from aeromancy.experiments.params import Layer, resolve_configs
 from aeromancy.gcpause import gc_paused
 from aeromancy.store.manifest import ArtifactVersion, Namespace
-from aeromancy.tasks import TaskSpec, load_tasks
+from aeromancy.tasks import TaskSpec
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
@@ -230,6 +230,12 @@ def _resolve_store_inputs(
 
 
 def load_graph(tasks: str, root: Path, project: str) -> TaskGraph:
-    """Return the graph of the task module ``tasks`` (path or dotted name) under ``root``."""
+    """Return the graph of the task module ``tasks`` (path or dotted name) under ``root``.
+
+    The module is described by the project's interpreter, or taken from the description
+    cache when its code identity is unchanged; this process never imports it.
+    """
+    from aeromancy.execution.describe import describe_tasks
+
     with gc_paused():
-        return build_graph(load_tasks(tasks, root), project)
+        return build_graph(describe_tasks(tasks, root), project)

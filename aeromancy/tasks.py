@@ -7,6 +7,7 @@ that says what it reads, what it writes, and which config it takes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -14,6 +15,8 @@ import inspect
 import marshal
 import os
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,17 +43,36 @@ class TaskSpec:
     """
 
     name: str
+    # In Aeromancy's own process, which plans from the module's description and never
+    # imports it: :func:`not_imported`.
     fn: Callable[..., Any]
     inputs: tuple[str, ...]
     outputs: Mapping[str, str]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     # Project files and directories the task reads by means the child cannot see.
     files: tuple[str, ...] = ()
+    # The module defining the function and its file, when known without the function.
+    module: str = ""
+    module_file: str | None = None
+    # Per config parameter whose annotation says which types it takes, those types;
+    # None: read the annotations from ``fn`` when asked.
+    param_types: Mapping[str, tuple[type, ...]] | None = None
 
     @property
     def module_name(self) -> str:
         """Return the dotted name of the module that defines the task function."""
-        return str(self.fn.__module__)
+        return self.module or str(getattr(self.fn, "__module__", ""))
+
+    def annotated_types(self) -> Mapping[str, tuple[type, ...]]:
+        """Return, per parameter whose annotation names config types, those types."""
+        if self.param_types is not None:
+            return self.param_types
+        return annotated_types(self.fn)
+
+
+def not_imported(*_: Any, **__: Any) -> None:
+    """The function of a task known from its description: this process never calls it."""
+    raise RuntimeError("a task's function runs in its own process, never in Aeromancy's")
 
 
 def task(
@@ -194,6 +216,52 @@ def _checked_config_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
             )
         defaults[param.name] = param.default
     return defaults
+
+
+@functools.cache
+def annotated_types(fn: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
+    """Return, per parameter of ``fn`` whose annotation names config types, those types.
+
+    ``float`` takes ints too (Python's numeric tower). An annotation that does not
+    evaluate, or that allows anything (``Any``, a class), is left out: the parameter's
+    default then says which type it takes.
+    """
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not evaluate says nothing usable
+        return {}
+    found = {}
+    for name, annotation in hints.items():
+        allowed = types_of(annotation)
+        if name != "return" and allowed is not None:
+            found[name] = allowed
+    return found
+
+
+#: The config types, in the order raw ``--set`` text is tried: bool before int (True is
+#: an int), str last.
+TYPE_ORDER: tuple[type, ...] = (type(None), bool, int, float, list, dict, str)
+
+
+def types_of(annotation: Any) -> tuple[type, ...] | None:
+    """Return the config types an annotation allows, or None for 'anything'."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        found: list[type] = []
+        for member in typing.get_args(annotation):
+            inner = types_of(member)
+            if inner is None:
+                return None
+            found.extend(inner)
+        return tuple(found)
+    base = origin or annotation
+    if base is None or base is type(None):
+        return (type(None),)
+    if base is float:
+        return (float, int)
+    if isinstance(base, type) and base in TYPE_ORDER:
+        return (base,)
+    return None
 
 
 def _is_path(tasks: str, root: Path) -> bool:

@@ -27,12 +27,12 @@ from aeromancy.execution.output import OutputSink, terminal_sink
 from aeromancy.execution.process import ChildProcesses
 from aeromancy.execution.task_run import RunServices, TaskRequest
 from aeromancy.file_deps import FileDigests
-from aeromancy.fingerprint import CodeIdentity, CodeScanner, fingerprint
+from aeromancy.fingerprint import CodeIdentity, CodeScanner, fingerprint, task_module_search_path
 from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex, remember_summaries, summary_of_written
 from aeromancy.staleness import FORCED, Current, why_stale
 from aeromancy.store.manifest import ArtifactVersion
-from aeromancy.tasks import TaskSpec, import_path
+from aeromancy.tasks import TaskSpec
 from aeromancy.tracker_guard import TrackerGuard
 from aeromancy.tracking.base import Tracker
 
@@ -220,10 +220,11 @@ class Executor:
 
 def code_identities(plan: Plan, root: Path, tasks: str) -> dict[str, CodeIdentity]:
     """Return the code identity of each planned task (computed once per module)."""
-    search = [Path(root / tasks).parent, *import_path(root)] if tasks.endswith(".py") else None
-    scanner = CodeScanner(root, search or import_path(root), cache_path())
+    scanner = CodeScanner(root, task_module_search_path(root, tasks), cache_path())
+    specs = plan.graph.specs
     return {
-        name: scanner.identity_of_module(plan.graph.specs[name].module_name) for name in plan.order
+        name: scanner.identity_of_module(specs[name].module_name, specs[name].module_file)
+        for name in plan.order
     }
 
 

@@ -14,18 +14,17 @@ Python's numeric tower allows). ``sources`` names the layer each flattened key c
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import math
 import sys
-import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.errors import UsageError
+from aeromancy.tasks import types_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,45 +85,14 @@ _BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLEANS |= {"false": False, "no": False, "off": False, "0": False}
 _NULLS = ("null", "none")
 # The order raw text is tried in: bool before int (True is an int), str last.
-_ORDER: tuple[type, ...] = (type(None), bool, int, float, list, dict, str)
-
-
-@functools.cache
-def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(fn)
-    except Exception:  # an annotation that does not evaluate says nothing usable
-        return {}
-
-
-def _types_of(annotation: Any) -> tuple[type, ...] | None:
-    """Return the config types an annotation allows, or None for 'anything'."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        found: list[type] = []
-        for member in typing.get_args(annotation):
-            inner = _types_of(member)
-            if inner is None:
-                return None
-            found.extend(inner)
-        return tuple(found)
-    base = origin or annotation
-    if base is None or base is type(None):
-        return (type(None),)
-    if base is float:
-        return (float, int)
-    if isinstance(base, type) and base in _ORDER:
-        return (base,)
-    return None
+_ORDER: tuple[type, ...] = (type(None), bool, int, float, list, dict, str)  # tasks.TYPE_ORDER
 
 
 def allowed_types(spec: TaskSpec, param: str) -> tuple[type, ...] | None:
     """Return the types parameter ``param`` of ``spec`` takes (None: any JSON value)."""
-    annotation = _hints(spec.fn).get(param)
-    if annotation is not None:
-        found = _types_of(annotation)
-        if found is not None:
-            return found
+    found = spec.annotated_types().get(param)
+    if found is not None:
+        return found
     return _types_of_value(spec.defaults[param])
 
 
@@ -133,7 +101,7 @@ def _types_of_value(value: Any) -> tuple[type, ...] | None:
         return None
     if isinstance(value, bool):
         return (bool,)
-    return _types_of(type(value))
+    return types_of(type(value))
 
 
 def _parse_as(kind: type, raw: str) -> Any:

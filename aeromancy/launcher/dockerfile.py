@@ -107,17 +107,10 @@ def _extras_lines(pip: str, extras: Sequence[str]) -> list[str]:
     ]
 
 
-def _site(venv: str) -> str:
-    """Return the shell command printing the site-packages directory of ``venv``."""
-    return f"{venv}/bin/python -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))'"
-
-
 def _project_block() -> str:
     # The project's venv has no pip of its own: Aeromancy's pip installs into it, so it
-    # holds exactly the locked distributions. Tasks run in it (AEROMANCY_PROJECT_PYTHON).
-    # Planning still imports the task module in Aeromancy's interpreter, so a .pth file
-    # puts the project's site-packages at the end of that interpreter's path: Aeromancy's
-    # own packages win there, and the project's venv itself is left untouched.
+    # holds exactly the locked distributions. Tasks run in it (AEROMANCY_PROJECT_PYTHON),
+    # and so does the child that describes the task module for planning.
     requirements = "/tmp/aeromancy-wheels/requirements.txt"
     install = (
         f"{AEROMANCY_VENV}/bin/pip --python {PROJECT_VENV}/bin/python {_INSTALL}"
@@ -129,7 +122,6 @@ def _project_block() -> str:
             "COPY .aeromancy/wheels/ /tmp/aeromancy-wheels/",
             f"RUN python3 -m venv --without-pip {PROJECT_VENV} \\",
             f" && if [ -s {requirements} ]; then {install}; fi \\",
-            f" && {_site(PROJECT_VENV)} > $({_site(AEROMANCY_VENV)})/zz-aeromancy-project.pth \\",
             " && rm -rf /tmp/aeromancy-wheels",
             f"ENV {PROJECT_PYTHON_ENV}={PROJECT_VENV}/bin/python \\",
             f"    PATH={PROJECT_VENV}/bin:$PATH",

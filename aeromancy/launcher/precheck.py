@@ -23,7 +23,7 @@ from typing import Any
 from aeromancy.errors import NotFound, UsageError
 from aeromancy.experiments.params import resolve_configs
 from aeromancy.run_options import RunOptions
-from aeromancy.tasks import TaskSpec, import_path
+from aeromancy.tasks import TaskSpec, import_path, not_imported
 
 SELF_PACKAGE = "aeromancy"
 
@@ -78,7 +78,7 @@ def check_request(options: RunOptions, root: Path) -> None:
 
 def _check_overrides(declared: DeclaredTasks, options: RunOptions) -> None:
     specs = {
-        name: TaskSpec(name, _not_imported, (), {}, found.defaults or {})
+        name: TaskSpec(name, not_imported, (), {}, found.defaults or {})
         for name, found in declared.tasks.items()
     }
     resolve_configs(specs, [item for item in options.overrides if _checkable(item[0], declared)])
@@ -97,10 +97,6 @@ def _checkable(key: str, declared: DeclaredTasks) -> bool:
     if found is None:
         return task not in declared.maybe
     return found.defaults is not None and rest.partition(".")[0] not in found.annotated
-
-
-def _not_imported(*_: Any) -> None:
-    """The function of a task read from source: never called."""
 
 
 def read_task_module(tasks: str, root: Path) -> DeclaredTasks | None:
