@@ -16,7 +16,8 @@ its figures include the HTTP round trips of a server on the same machine.
 Python bytecode is cached (in a temporary PYTHONPYCACHEPREFIX, so nothing is written
 into the tree), as in any normal installation, even where PYTHONDONTWRITEBYTECODE is
 set; ``--no-bytecode-cache`` measures with every module compiled at each import.
-One untimed run per tracker warms the caches first.
+One untimed run per tracker warms the caches first; then the trackers take turns
+(none, wandb, mlflow, none, ...), so a burst of load on the machine hits all alike.
 
 Usage: .venv/bin/python bench/bench_tracking.py [--repeats N] [--scenario NAME]
 Target: overhead per task run below 1.5 s.
@@ -209,12 +210,13 @@ def main() -> None:
     lines = [header, "-" * len(header)]
     with mlflow_server(args.bytecode_cache) as url:
         for scenario in scenarios:
-            samples = {}
+            samples: dict[str, list[tuple[float, float]]] = {n: [] for n in TRACKER_NAMES}
             for name in TRACKER_NAMES:
                 time_one(scenario, name, args.bytecode_cache, url)  # warm-up, not timed
-                samples[name] = [
-                    time_one(scenario, name, args.bytecode_cache, url) for _ in range(args.repeats)
-                ]
+            # Round-robin, so a burst of load on the machine hits every tracker alike.
+            for _ in range(args.repeats):
+                for name in TRACKER_NAMES:
+                    samples[name].append(time_one(scenario, name, args.bytecode_cache, url))
             for column, measure in enumerate(("wall", "cpu")):
                 median = {n: statistics.median(s[column] for s in samples[n]) for n in samples}
                 lines.append(row(scenario, measure, median))
