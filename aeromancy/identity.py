@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -78,26 +79,47 @@ def dev_environment_key(root: Path) -> str:
 
 
 def identity_from_git(root: Path) -> RunIdentity:
-    """Return the git identity of the repository holding ``root`` (empty outside git)."""
-    import git
+    """Return the git identity of the repository holding ``root`` (empty outside git).
 
+    Read with three calls of the git command rather than GitPython, whose import alone
+    costs more than the rest of a no-op ``aeromancy run --dev``.
+    """
     from aeromancy.tracking.secrets import redact_url
 
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-        head = repo.head.commit
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+    status = _git(root, "--no-optional-locks", "status", "--porcelain=v2", "--branch", "-z")
+    if status is None:
         return RunIdentity(lockfile_hash=lockfile_hash(root))
-    branch = "" if repo.head.is_detached else repo.active_branch.name
-    remote = next(iter(repo.remotes[0].urls), "") if repo.remotes else ""
-    # CI checkouts often embed a token in the remote URL (https://ci-token:...@host).
-    remote = redact_url(remote)
-    message = str(head.message).strip().splitlines()[0] if head.message else ""
+    entries = [entry for entry in status.split("\0") if entry]
+    headers = dict(e[2:].partition(" ")[::2] for e in entries if e.startswith("# "))
+    commit = headers.get("branch.oid", "")
+    if not commit or commit == "(initial)":
+        return RunIdentity(lockfile_hash=lockfile_hash(root))
+    head = headers.get("branch.head", "")
+    message = (_git(root, "log", "-1", "--format=%B", commit) or "").strip()
+    urls = _git(root, "config", "--get-regexp", r"^remote\..*\.url$") or ""
+    remote = urls.splitlines()[0].partition(" ")[2] if urls.strip() else ""
     return RunIdentity(
-        git_commit=head.hexsha,
-        git_branch=branch,
-        git_remote=remote,
-        git_message=message,
-        git_dirty=repo.is_dirty(untracked_files=True),
+        git_commit=commit,
+        git_branch="" if head == "(detached)" else head,
+        # CI checkouts often embed a token in the remote URL (https://ci-token:...@host).
+        git_remote=redact_url(remote),
+        git_message=message.splitlines()[0] if message else "",
+        git_dirty=any(not entry.startswith("# ") for entry in entries),
         lockfile_hash=lockfile_hash(root),
     )
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """Return the output of ``git args`` run in ``root``, None when git fails or is missing."""
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
