@@ -32,6 +32,7 @@ class RunOptions:
     repeat: int | None = None
     yes: bool = False
     sweep_from: str | None = None  # a [tool.aeromancy.sweeps.NAME] table
+    cluster: str | None = None  # tcp://HOST:PORT of a Dask scheduler (tracked runs only)
 
     @property
     def tracker_name(self) -> str:
@@ -65,6 +66,8 @@ class RunOptions:
             argv += ["--repeat", str(self.repeat)]
         if self.yes:
             argv.append("--yes")
+        if self.cluster is not None:
+            argv += ["--cluster", self.cluster]
         argv += ["--tracker", self.tracker_name, "-j", str(self.jobs)]
         if self.debug:
             argv.append("--debug")

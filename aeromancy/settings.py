@@ -59,6 +59,7 @@ class Settings:
     env_passthrough: tuple[str, ...] = ()
     tracker: str | None = None  # the project's default tracker; None = the built-in default
     image_repository: str = ""  # the Docker repository of the images; '' = aeromancy/<project>
+    cluster: str = ""  # the Dask scheduler tracked runs submit to; '' = run locally
 
 
 def find_project_root(start: Path) -> Path | None:
@@ -139,4 +140,5 @@ def load_settings(start: Path | None = None, store: str | None = None) -> Settin
         env_passthrough=_str_list(tool.get("env_passthrough", []), "env_passthrough"),
         tracker=_tracker(tool.get("tracker")),
         image_repository=str(tool.get("image_repository") or ""),
+        cluster=str(tool.get("cluster") or ""),
     )

@@ -40,6 +40,10 @@ COMMANDS: dict[str, Entry] = {
         "base_image:base_image",
         "Build a Debian base image locally, for machines that reach no image registry.",
     ),
+    "cluster": Entry(
+        "cluster:cluster",
+        "Start or stop a Dask scheduler and workers of the project's image on this machine.",
+    ),
     "diff": Entry(
         "diff:diff",
         "List every difference between two runs: config, inputs, code, environment, metrics,"

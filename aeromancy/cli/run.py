@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 
 import click
@@ -25,13 +26,14 @@ from aeromancy.cli.output import (
 )
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed, UsageError
-from aeromancy.execution.executor import Executor, raise_for_results
+from aeromancy.execution.backend import LocalBackend
+from aeromancy.execution.executor import BackendFactory, Executor, raise_for_results
 from aeromancy.execution.invocation import Invocation, invocation_id
 from aeromancy.execution.outcomes import Outcome, TaskResult
 from aeromancy.experiments.params import load_layers
 from aeromancy.identity import RunIdentity, dev_environment_key, identity_from_git
 from aeromancy.launcher import inside_container, launch_tracked_run
-from aeromancy.planning import build_plan, load_graph
+from aeromancy.planning import Plan, build_plan, load_graph
 from aeromancy.run_options import RunOptions
 from aeromancy.store.manifest import Namespace
 from aeromancy.tracking import TRACKERS, make_tracker
@@ -177,23 +179,48 @@ def run_graph(
         namespace=namespace,
         layers=layers,
     )
-    invocation = Invocation(
-        project=settings.project,
-        root=settings.root,
-        tasks=options.tasks,
-        namespace=namespace,
-        identity=identity,
-        environment_key=environment_key,
-        group=invocation_id(),
-        tags=options.tags,
-        force=options.force,
-        jobs=options.jobs,
-    )
-    if options.sweeps or options.sweep_from or options.repeat is not None:
-        from aeromancy.cli.sweep import run_swept
+    with where_tasks_run(state, options, identity, err) as (backend, jobs):
+        invocation = Invocation(
+            project=settings.project,
+            root=settings.root,
+            tasks=options.tasks,
+            namespace=namespace,
+            identity=identity,
+            environment_key=environment_key,
+            group=invocation_id(),
+            tags=options.tags,
+            force=options.force,
+            jobs=jobs,
+        )
+        if options.sweeps or options.sweep_from or options.repeat is not None:
+            from aeromancy.cli.sweep import run_swept
 
-        run_swept(state, options, plan, layers, invocation=invocation, tracker=tracker)
-        return
+            run_swept(
+                state, options, plan, layers, invocation=invocation, tracker=tracker,
+                backend=backend,
+            )  # fmt: skip
+            return
+        results = _run_plan(
+            state, plan, invocation=invocation, tracker=tracker, backend=backend, err=err
+        )
+    print_summary(stdout_console(), results)
+    print_failures(err, results)
+    raise_for_results(results)
+    failed = [name for name, result in results.items() if result.outcome is Outcome.FAILED]
+    if failed:
+        raise TaskFailed(f"task {', '.join(failed)} failed", "see the traceback above")
+
+
+def _run_plan(
+    state: CliState,
+    plan: Plan,
+    *,
+    invocation: Invocation,
+    tracker: Tracker,
+    backend: BackendFactory,
+    err: Console,
+) -> dict[str, TaskResult]:
+    """Run ``plan`` with a progress spinner; Ctrl-C stops every task (exit 130)."""
     try:
         with RunProgress(err) as progress:
             executor = Executor(
@@ -203,20 +230,43 @@ def run_graph(
                 tracker,
                 listener=progress,
                 warn=lambda message: print_warning(err, message),
+                backend=backend,
             )
             try:
-                results = executor.run()
+                return executor.run()
             finally:
                 executor.tracker.close()
     except KeyboardInterrupt:
         print_error(err, "interrupted: every running task was stopped; nothing of theirs is kept")
         raise click.exceptions.Exit(INTERRUPTED) from None
-    print_summary(stdout_console(), results)
-    print_failures(err, results)
-    raise_for_results(results)
-    failed = [name for name, result in results.items() if result.outcome is Outcome.FAILED]
-    if failed:
-        raise TaskFailed(f"task {', '.join(failed)} failed", "see the traceback above")
+
+
+@contextlib.contextmanager
+def where_tasks_run(
+    state: CliState, options: RunOptions, identity: RunIdentity, err: Console
+) -> Iterator[tuple[BackendFactory, int]]:
+    """Yield the backend factory and the jobs: local, or on ``options.cluster``'s workers."""
+    if options.cluster is None:
+        yield LocalBackend, options.jobs
+        return
+    from aeromancy.cluster.session import backend_factory, connect, follow_starts, total_threads
+
+    store = state.settings.store
+    with connect(options.cluster, identity.environment_image_id, store) as client:
+        threads = total_threads(client)
+        err.print(
+            f"cluster {options.cluster}: {len(client.scheduler_info()['workers'])} workers, "
+            f"{threads} threads",
+            markup=False,
+            highlight=False,
+        )
+
+        def started(task: str, variant: str, worker: str) -> None:
+            where = f"{task} [{variant}]" if variant else task
+            err.print(f"{where} started on {worker}", markup=False, highlight=False)
+
+        follow_starts(client, started)
+        yield backend_factory(client, store, options.tracker_name), max(options.jobs, threads)
 
 
 # Options that `run` and `rerun` share, so both spell and document them alike.
@@ -290,6 +340,13 @@ docker_args_option = click.option(
     metavar="PKG",
     help="Install this Debian package in the image (repeatable).",
 )
+@click.option(
+    "--cluster",
+    metavar="tcp://HOST:PORT",
+    default=None,
+    help="Run the tasks on this Dask scheduler's workers (tracked runs only). "
+    "Default: AEROMANCY_CLUSTER, else [tool.aeromancy] cluster.",
+)
 @docker_args_option
 @env_var_option
 @click.pass_context
@@ -314,6 +371,7 @@ def run(
     debian_packages: tuple[str, ...],
     docker_args: str,
     env_vars: tuple[str, ...],
+    cluster: str | None,
 ) -> None:
     """Run the task graph, skipping what is up to date.
 
@@ -352,6 +410,7 @@ def run(
         sweep_from=sweep_from,
         repeat=repeat,
         yes=yes,
+        cluster=_cluster(cluster, dev, settings.cluster),
     )
     # Task code reads relative paths (data/raw.csv) from the project root.
     os.chdir(settings.root)
@@ -366,7 +425,28 @@ def run(
             from aeromancy.tracking.mlflow import require_tracking_uri
 
             require_tracking_uri(os.environ)
+        if options.cluster is not None:  # before an image is built, not after
+            from aeromancy.cluster.address import check_reachable
+            from aeromancy.cluster.session import check_store_kind
+
+            check_store_kind(settings.store)
+            check_reachable(options.cluster)
         ctx.exit(launch_tracked_run(settings, options))
+
+
+def _cluster(option: str | None, dev: bool, setting: str) -> str | None:
+    """Return the scheduler address of a tracked run (None: run locally).
+
+    ``--cluster`` with ``--dev`` is refused; AEROMANCY_CLUSTER and the setting apply to
+    tracked runs only, so a dev run ignores them.
+    """
+    from aeromancy.cluster.address import choose_address
+
+    if dev:
+        if option:
+            raise UsageError("--cluster runs tracked runs only", "drop --dev, or --cluster")
+        return None
+    return choose_address(option, os.environ, setting)
 
 
 COMMANDS: list[click.Command] = [run]

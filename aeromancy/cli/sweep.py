@@ -10,7 +10,8 @@ from aeromancy.cli.output import print_error, print_warning, stderr_console, std
 from aeromancy.cli.run import INTERRUPTED, RunProgress, print_failures, print_summary
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed, UsageError
-from aeromancy.execution.executor import Executor, raise_for_results
+from aeromancy.execution.backend import LocalBackend
+from aeromancy.execution.executor import BackendFactory, Executor, raise_for_results
 from aeromancy.execution.interpreter import project_python
 from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome
@@ -32,6 +33,7 @@ def run_swept(
     *,
     invocation: Invocation,
     tracker: Tracker,
+    backend: BackendFactory = LocalBackend,
 ) -> None:
     """Run every variant of the sweep; raise TaskFailed (exit 1) if a task failed."""
     err = stderr_console()
@@ -64,6 +66,7 @@ def run_swept(
                     listener=progress,
                     warn=lambda message: print_warning(err, message),
                     children=children,
+                    backend=backend,
                 )
 
             results = run_sweep(sweep, invocation, make_executor, stop=children.stop_all)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from aeromancy.store import Store
 
 Listener = Callable[[str, TaskResult | None], None]
+# Makes the backend of one executor run: (services, task processes, jobs) -> Backend.
+BackendFactory = Callable[[RunServices, ChildProcesses, int], Backend]
 
 
 def _quiet(task: str, result: TaskResult | None) -> None:
@@ -50,10 +52,10 @@ class Executor:
     """Runs one plan. ``listener(task, None)`` is called when a task starts running and
     ``listener(task, result)`` when it is settled (ran, skipped, failed or not run).
 
-    Each task that runs is handed to a :class:`Backend` (default: one child process per
-    task run, of the project's interpreter); ``output`` shows what tasks print.
-    ``children`` are task processes shared with other executors (a sweep's variants);
-    by default the run has its own.
+    Each task that runs is handed to a :class:`Backend` made by ``backend`` (default: one
+    child process per task run, of the project's interpreter; a Dask cluster with
+    ``--cluster``); ``output`` shows what tasks print. ``children`` are task processes
+    shared with other executors (a sweep's variants); by default the run has its own.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Executor:
         warn: Callable[[str], None] | None = None,
         output: OutputSink = terminal_sink,
         children: ChildProcesses | None = None,
+        backend: BackendFactory = LocalBackend,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -75,6 +78,7 @@ class Executor:
         self.listener = listener
         self.output = output
         self.children = children
+        self.backend = backend
         self.results: dict[str, TaskResult] = {}
         self._lock = threading.Lock()
         self._environment: dict[str, Any] | None = None
@@ -104,7 +108,7 @@ class Executor:
         self._index = RecordIndex.load(self.store, self.inv.project, self.inv.namespace)
         self.code = code_identities(self.plan, self.inv.root, self.inv.tasks)
         children = self.children or ChildProcesses(python)
-        backend = LocalBackend(self.services(), children, self.inv.jobs)
+        backend = self.backend(self.services(), children, self.inv.jobs)
         try:
             self._schedule(backend)
         finally:

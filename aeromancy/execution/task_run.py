@@ -58,6 +58,9 @@ class TaskRequest:
     code: CodeIdentity
     config_sources: Mapping[str, Any] = field(default_factory=dict)
     variant: Mapping[str, Any] | None = None  # the sweep variant (index, point, seed)
+    # Minted by the caller when the run may be attempted again (a cluster worker died):
+    # an attempt then reuses what an earlier one with this id published.
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class TaskRun:
         self.request = request
         self.spec = request.spec
         self.children = children
-        self.run_id = new_run_id()
+        self.run_id = request.run_id or new_run_id()
         self.metrics: dict[str, Any] = {}
         self.metric_summary = MetricSummary()
         self.started = ""
@@ -215,7 +218,8 @@ class TaskRun:
     def _publish(self, saved: Mapping[str, Any]) -> list[ArtifactVersion]:
         inv = self.services.invocation
         return [
-            self.services.store.publish(
+            self._published_before(name)
+            or self.services.store.publish(
                 inv.project,
                 name,
                 Path(saved[name]["path"]),
@@ -226,6 +230,15 @@ class TaskRun:
             )
             for name, kind in self.spec.outputs.items()
         ]
+
+    def _published_before(self, name: str) -> ArtifactVersion | None:
+        """Return the version of output ``name`` an earlier attempt of this run made."""
+        if self.request.run_id is None:
+            return None
+        from aeromancy.execution.retried import published_by
+
+        inv = self.services.invocation
+        return published_by(self.services.store, inv.project, name, inv.namespace, self.run_id)
 
     def _store_log(self, path: Path) -> str | None:
         """Store the log as a blob; return its sha256 (None when the store refused it)."""

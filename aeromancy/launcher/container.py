@@ -145,7 +145,8 @@ def docker_run_args(
     wandb_mount = wandb_runs_mount(spec, host_env)
     if wandb_mount is not None:
         args += ["-v", f"{wandb_mount[0]}:{wandb_mount[1]}"]
-    if needs_host_network(spec.settings.store, host_env, spec.options.tracker_name):
+    tracker = spec.options.tracker_name
+    if needs_host_network(spec.settings.store, host_env, tracker) or _loopback_cluster(spec.options):
         args += ["--network", "host"]
     if os.getuid() != 0:
         args += ["--user", f"{os.getuid()}:{os.getgid()}"]
@@ -198,6 +199,13 @@ def is_loopback_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _loopback_cluster(options: RunOptions) -> bool:
+    """Return True when the run's Dask scheduler is on the host's loopback."""
+    from aeromancy.cluster.address import is_loopback
+
+    return options.cluster is not None and is_loopback(options.cluster)
 
 
 def wandb_runs_mount(spec: ContainerSpec, host_env: Mapping[str, str]) -> tuple[Path, Path] | None:
