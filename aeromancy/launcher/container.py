@@ -146,7 +146,9 @@ def docker_run_args(
     if wandb_mount is not None:
         args += ["-v", f"{wandb_mount[0]}:{wandb_mount[1]}"]
     tracker = spec.options.tracker_name
-    if needs_host_network(spec.settings.store, host_env, tracker) or _loopback_cluster(spec.options):
+    if needs_host_network(spec.settings.store, host_env, tracker) or _loopback_cluster(
+        spec.options
+    ):
         args += ["--network", "host"]
     if os.getuid() != 0:
         args += ["--user", f"{os.getuid()}:{os.getgid()}"]
