@@ -90,6 +90,25 @@ def _mlflow_importable() -> bool:
         return False
 
 
+def _missing_mlflow() -> UsageError:
+    """Return the one-line refusal for a missing MLflow client, on the host or in an image."""
+    from aeromancy.launcher import inside_container
+
+    if inside_container():
+        # Images for --tracker mlflow get the client; this one was built for another tracker
+        # (a rerun of a run tracked otherwise runs its recorded image).
+        return UsageError(
+            "--tracker mlflow needs MLflow, which this image's Aeromancy venv lacks "
+            "(it was built for another tracker)",
+            "run it with the tracker it was recorded with; `aeromancy run --tracker mlflow` "
+            "builds an image with the MLflow client",
+        )
+    return UsageError(
+        "--tracker mlflow needs MLflow, which is not installed",
+        "install the extra: pip install 'aeromancy[mlflow]'",
+    )
+
+
 class MlflowTracker:
     """``--tracker mlflow``: task runs in the experiment named after the project.
 
@@ -100,10 +119,7 @@ class MlflowTracker:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         if not _mlflow_importable():
-            raise UsageError(
-                "--tracker mlflow needs MLflow, which is not installed",
-                "install the extra: pip install 'aeromancy[mlflow]'",
-            )
+            raise _missing_mlflow()
         require_tracking_uri(env)
         for name, value in CLIENT_DEFAULTS.items():
             os.environ.setdefault(name, value)

@@ -21,7 +21,9 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from aeromancy.cli import main
+from aeromancy.errors import UsageError
 from aeromancy.store import open_store
+from aeromancy.tracking.mlflow import MlflowTracker
 
 AEROMANCY = Path(sys.executable).with_name("aeromancy")
 SECRET = "sk-mlflow-3a9f1c2e7b-never-store-me"
@@ -351,6 +353,22 @@ def test_mlflow_unusable_refuses_before_anything_runs(
     assert result.output.count("\n") == 1, result.output
     assert expected in result.output
     assert not store.exists()
+
+
+def test_an_image_without_the_mlflow_client_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in the container of a rerun whose recorded image was built for another tracker.
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    monkeypatch.setattr("aeromancy.launcher.inside_container", lambda: True)
+    with pytest.raises(UsageError) as caught:
+        MlflowTracker({"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (
+        "--tracker mlflow needs MLflow, which this image's Aeromancy venv lacks (it was "
+        "built for another tracker) (run it with the tracker it was recorded with; "
+        "`aeromancy run --tracker mlflow` builds an image with the MLflow client)"
+    )
 
 
 def test_a_tracked_run_without_a_tracking_uri_is_refused_before_building(
