@@ -12,7 +12,7 @@ on a narrow terminal) and ``number`` (right-aligned, never wrapped).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -95,22 +95,31 @@ def print_table(console: Console, rows: Table) -> None:
 
 
 def print_plain_table(
-    console: Console, headers: Sequence[str], rows: Iterable[Sequence[str]]
+    console: Console,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    right: Collection[int] = (),
 ) -> None:
     """Print rows of plain text (no markup) laid out as :func:`print_table` pipes a table.
 
     For tables of many thousand rows, which rich would take seconds to measure: the
-    columns are aligned by their longest cell, one row a line, never wrapped.
+    columns are aligned by their longest cell, one row a line, never wrapped. The
+    columns whose index is in ``right`` (numbers) are right-aligned.
     """
     lines = [tuple(headers), *(tuple(row) for row in rows)]
     widths = [max(len(line[index]) for line in lines) for index in range(len(headers))]
     rule = "─┼─".join("─" * width for width in widths)
-    text = [_plain_row(lines[0], widths), rule, *(_plain_row(row, widths) for row in lines[1:])]
+    aligns = [str.rjust if i in right else str.ljust for i in range(len(headers))]
+    text = [_plain_row(line, widths, aligns) for line in lines]
+    text.insert(1, rule)
     console.file.write("".join(f"{line}\n" for line in text))
 
 
-def _plain_row(cells: Sequence[str], widths: Sequence[int]) -> str:
-    return " │ ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+def _plain_row(
+    cells: Sequence[str], widths: Sequence[int], aligns: Sequence[Callable[[str, int], str]]
+) -> str:
+    padded = (align(c, w) for c, w, align in zip(cells, widths, aligns, strict=True))
+    return " │ ".join(padded).rstrip()
 
 
 def print_fields(console: Console, fields: Iterable[tuple[str, str]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -11,6 +12,7 @@ from aeromancy.cli.output import (
     column,
     duration,
     human_size,
+    print_plain_table,
     print_table,
     print_warning,
     stderr_console,
@@ -25,33 +27,54 @@ from aeromancy.experiments.metrics import is_number
 from aeromancy.experiments.results import Query
 from aeromancy.experiments.table import FORMATS, ResultTable, render, short_text
 
+#: Above this many rows the table is laid out as plain aligned text: rich takes about a
+#: millisecond per row to measure and draw one.
+RICH_ROWS = 500
 
-def _cell(name: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if name == "duration" and is_number(value):
-        return duration(float(value))
-    if name == "started":
-        return timestamp(str(value))
-    if name == "memory" and is_number(value):
-        return human_size(int(value))
-    return escape(short_text(value))
+
+def _started(value: Any) -> str:
+    text = str(value)
+    # The records' own form (UTC, ISO): cut rather than parse 10,000 of them.
+    if len(text) >= 19 and text.endswith("+00:00") and text[10] == "T":
+        return f"{text[:10]} {text[11:19]}"
+    return timestamp(text)
+
+
+_SHOWN_AS: dict[str, Callable[[Any], str]] = {
+    "duration": lambda v: duration(float(v)) if is_number(v) else short_text(v),
+    "started": _started,
+    "memory": lambda v: human_size(int(v)) if is_number(v) else short_text(v),
+}
+
+
+def _column_text(rows: ResultTable, name: str) -> list[str]:
+    """Return the cells of column ``name`` as people read them (plain text, ``-`` for none)."""
+    shown = _SHOWN_AS.get(name, short_text)
+    return ["-" if v is None else shown(v) for v in rows.column_values(name)]
+
+
+def _is_numeric(rows: ResultTable, name: str) -> bool:
+    return all(v is None or is_number(v) for v in rows.column_values(name))
 
 
 def print_results(rows: ResultTable) -> None:
-    """Print ``rows`` in the shared table style, numbers right-aligned."""
+    """Print ``rows`` in the shared table style, numbers right-aligned.
+
+    A table of more than RICH_ROWS rows is printed as plain aligned text instead.
+    """
     console = stdout_console()
     if not rows.rows:
         console.print("no runs match", markup=False)
         return
-    numeric = {
-        name
-        for name in rows.columns
-        if all(v is None or is_number(v) for v in rows.column_values(name))
-    }
+    numeric = [name for name in rows.columns if _is_numeric(rows, name)]
+    cells = list(zip(*(_column_text(rows, name) for name in rows.columns), strict=True))
+    if len(rows) > RICH_ROWS:
+        right = [i for i, name in enumerate(rows.columns) if name in numeric]
+        print_plain_table(console, rows.columns, cells, right)
+        return
     shown = table(*(column(n, "number" if n in numeric else "id") for n in rows.columns))
-    for row in rows.rows:
-        shown.add_row(*(_cell(name, row.get(name)) for name in rows.columns))
+    for line in cells:
+        shown.add_row(*(escape(cell) for cell in line))
     print_table(console, shown)
 
 

@@ -22,6 +22,7 @@ from aeromancy.experiments.sweeps import check_request, declared_sweep, parse_ax
 from aeromancy.planning import Plan
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import read_pyproject
+from aeromancy.store.run_packs import RunPacker
 from aeromancy.tracking.base import Tracker
 
 
@@ -52,8 +53,9 @@ def run_swept(
     count = check_request(axes, repeat, options.overrides, options.yes)
     sweep = plan_sweep(base, axes, repeat, options.overrides, layers)
     err.print(f"{count} variants; shared tasks: {', '.join(sweep.shared.order) or 'none'}")
-    # One set of task processes (one fork server) for every variant.
+    # One set of task processes (one fork server) and one run pack for every variant.
     children = ChildProcesses(project_python(invocation.root))
+    packer = RunPacker(state.store.backend, invocation.namespace, invocation.project)
     try:
         with RunProgress(err) as progress:
 
@@ -67,6 +69,7 @@ def run_swept(
                     warn=lambda message: print_warning(err, message),
                     children=children,
                     backend=backend,
+                    packer=packer,
                 )
 
             results = run_sweep(sweep, invocation, make_executor, stop=children.stop_all)
@@ -75,6 +78,7 @@ def run_swept(
         raise click.exceptions.Exit(INTERRUPTED) from None
     finally:
         children.close()
+    packer.close()
     rows = results.rows()
     out = stdout_console()
     print_summary(out, rows)

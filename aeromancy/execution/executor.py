@@ -32,6 +32,7 @@ from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex, remember_summaries, summary_of_written
 from aeromancy.staleness import FORCED, Current, why_stale
 from aeromancy.store.manifest import ArtifactVersion
+from aeromancy.store.run_packs import RunPacker
 from aeromancy.tasks import TaskSpec
 from aeromancy.tracker_guard import TrackerGuard
 from aeromancy.tracking.base import Tracker
@@ -70,6 +71,7 @@ class Executor:
         output: OutputSink = terminal_sink,
         children: ChildProcesses | None = None,
         backend: BackendFactory = LocalBackend,
+        packer: RunPacker | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -85,6 +87,10 @@ class Executor:
         self._index = RecordIndex()
         self._written: dict[str, dict[str, Any]] = {}
         self.code: dict[str, CodeIdentity] = {}
+        # The written records, stored as one run pack when the invocation ends: by the
+        # caller when it shares the packer between executors (a sweep), else by run().
+        self._own_packer = packer is None
+        self.packer = packer or RunPacker(store.backend, invocation.namespace, invocation.project)
 
     def services(self) -> RunServices:
         """Return what the task runs of this invocation share."""
@@ -115,6 +121,8 @@ class Executor:
             backend.close()
             if self.children is None:
                 children.close()
+        if self._own_packer:
+            self.packer.close()
         remember_summaries(self.store, self.inv.project, self.inv.namespace, self._written)
         return {name: self.results[name] for name in self.plan.order}
 
@@ -215,8 +223,13 @@ class Executor:
                 self._environment = capture_environment(self.inv.identity)
             return self._environment
 
-    def remember(self, record: Mapping[str, Any], outputs: Sequence[ArtifactVersion]) -> None:
-        """Add a freshly written record to the up-to-date index and the summary cache."""
+    def remember(
+        self, record: Mapping[str, Any], outputs: Sequence[ArtifactVersion], stored: bytes | None
+    ) -> None:
+        """Add a freshly written record to the up-to-date index, the summary cache and the
+        invocation's run pack (when it reached the store as ``stored``)."""
+        if stored is not None:
+            self.packer.add(str(record["run_id"]), stored, record)
         with self._lock:
             self._index.add(record)
             self._written[str(record["run_id"])] = summary_of_written(record, outputs)

@@ -68,14 +68,15 @@ class RunServices:
     """What every task run of one invocation shares (a narrow view of the executor).
 
     ``environment`` returns the environment capture (taken once); ``remember`` is the
-    sink of written records; ``output`` shows task output, prefixed when ``prefix``.
+    sink of written records (with the bytes stored, None when storing failed);
+    ``output`` shows task output, prefixed when ``prefix``.
     """
 
     invocation: Invocation
     store: Store
     tracker: TrackerGuard
     environment: Callable[[], dict[str, Any]]
-    remember: Callable[[Mapping[str, Any], Sequence[ArtifactVersion]], None]
+    remember: Callable[[Mapping[str, Any], Sequence[ArtifactVersion], bytes | None], None]
     output: OutputSink
     prefix: bool
 
@@ -144,12 +145,13 @@ class TaskRun:
         record["log"] = self._store_log(log.path) if log_bytes else None
         record["log_bytes"] = log_bytes
         inv = self.services.invocation
+        stored: bytes | None = None
         try:
-            store.put_run_record(inv.project, self.run_id, record, namespace=inv.namespace)
+            stored = store.put_run_record(inv.project, self.run_id, record, namespace=inv.namespace)
         except InfrastructureError as exc:
             self.infrastructure = self.infrastructure or exc
         tracked.finish(record, error is None)
-        self.services.remember(record, outputs)
+        self.services.remember(record, outputs, stored)
         outcome = Outcome.RAN if error is None else Outcome.FAILED
         return TaskResult(
             self.spec.name, outcome, self.run_id, outputs, error, infrastructure=self.infrastructure

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.errors import UsageError
-from aeromancy.experiments.record_cache import all_slim_records
-from aeromancy.experiments.results import Query, results_table
+from aeromancy.experiments.record_cache import all_row_sources
+from aeromancy.experiments.results import Query, table_of_sources
 from aeromancy.experiments.table import ResultTable
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def load_results(
     store: Store, project: str, query: Query, warn: Callable[[str], None]
 ) -> ResultTable:
     """Return the results table of ``project``'s run records that ``query`` selects."""
-    return results_table(all_slim_records(store, project, warn), query)
+    return table_of_sources(all_row_sources(store, project, warn), query)
 
 
 def results(

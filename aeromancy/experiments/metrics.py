@@ -9,6 +9,9 @@ from typing import Any
 
 def is_number(value: Any) -> bool:
     """Return True for an int or a finite float (bool is not a number here)."""
+    kind = type(value)
+    if kind is int or kind is float:  # the common case, without isinstance's cost
+        return kind is int or math.isfinite(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return math.isfinite(value)

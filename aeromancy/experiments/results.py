@@ -41,8 +41,14 @@ class Query:
 
 def results_table(records: Sequence[Mapping[str, Any]], query: Query) -> ResultTable:
     """Return the results of ``records`` (oldest first) that ``query`` selects."""
+    return table_of_sources([row_source(record) for record in records], query)
+
+
+def table_of_sources(sources: Sequence[Mapping[str, Any]], query: Query) -> ResultTable:
+    """Return the results of the runs whose :func:`row_source` is in ``sources`` (oldest
+    first) that ``query`` selects."""
     _check_statistics(query.metrics)
-    chosen = select_runs(records, query)
+    chosen = select_runs(sources, query)
     results = build_table(chosen, query.metrics)
     for condition in query.where:
         results.rows = [r for r in results.rows if _matcher(results, condition)(r)]
@@ -51,6 +57,23 @@ def results_table(records: Sequence[Mapping[str, Any]], query: Query) -> ResultT
     if query.sort:
         sort_rows(results, query.sort)
     return results
+
+
+def row_source(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what the table shows of one run record, as JSON (the local cache keeps it).
+
+    ``fixed`` holds the run's own cells, ``config`` the flattened config, ``metrics``
+    each metric's ``last``, ``min`` and ``max`` and ``outputs`` the output versions.
+    """
+    return {
+        "fixed": fixed_cells(record),
+        "config": flatten(record.get("config") or {}),
+        "metrics": {
+            name: {s: summary[s] for s in STATISTICS if s in summary}
+            for name, summary in metric_summary(record).items()
+        },
+        "outputs": " ".join(f"{o['name']}:{o['label']}" for o in record.get("outputs") or ()),
+    }
 
 
 def _check_statistics(statistics: Sequence[str]) -> None:
@@ -62,24 +85,25 @@ def _check_statistics(statistics: Sequence[str]) -> None:
         )
 
 
-def select_runs(records: Sequence[Mapping[str, Any]], query: Query) -> list[Mapping[str, Any]]:
-    """Return the records of ``query.task`` in the asked-for invocation, period or all."""
-    chosen = [r for r in records if query.task is None or r.get("task") == query.task]
+def select_runs(sources: Sequence[Mapping[str, Any]], query: Query) -> list[Mapping[str, Any]]:
+    """Return the row sources of ``query.task`` in the asked-for invocation, period or all."""
+    chosen = [s for s in sources if query.task is None or s["fixed"]["task"] == query.task]
     if query.group is not None:
         return _of_group(chosen, query.group)
     if query.since is not None:
         start = parse_since(query.since)
-        return [r for r in chosen if _started(r) >= start]
+        return [s for s in chosen if _started(s) >= start]
     if query.all_runs or not chosen:
         return chosen
-    newest = max(chosen, key=lambda r: (str(r.get("started") or ""), str(r.get("run_id"))))
-    return [r for r in chosen if r.get("group") == newest.get("group")]
+    newest = max(chosen, key=lambda s: (str(s["fixed"]["started"] or ""), str(s["fixed"]["run"])))
+    group = newest["fixed"]["invocation"]
+    return [s for s in chosen if s["fixed"]["invocation"] == group]
 
 
-def _of_group(records: Sequence[Mapping[str, Any]], group: str) -> list[Mapping[str, Any]]:
-    found = [r for r in records if r.get("group") == group]
+def _of_group(sources: Sequence[Mapping[str, Any]], group: str) -> list[Mapping[str, Any]]:
+    found = [s for s in sources if s["fixed"]["invocation"] == group]
     if not found:
-        known = list(dict.fromkeys(str(r.get("group")) for r in reversed(records)))
+        known = list(dict.fromkeys(str(s["fixed"]["invocation"]) for s in reversed(sources)))
         shown = ", ".join(known[:5]) or "none"
         raise UsageError(f"--group {group}: no runs of that invocation", f"newest: {shown}")
     return found
@@ -108,41 +132,37 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _started(record: Mapping[str, Any]) -> datetime:
+def _started(source: Mapping[str, Any]) -> datetime:
     try:
-        moment = datetime.fromisoformat(str(record.get("started") or ""))
+        moment = datetime.fromisoformat(str(source["fixed"]["started"] or ""))
     except ValueError:
         return datetime.min.replace(tzinfo=timezone.utc)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def build_table(records: Iterable[Mapping[str, Any]], statistics: Sequence[str]) -> ResultTable:
-    """Return one row per record with its fixed, config, metric and output columns."""
+def build_table(sources: Iterable[Mapping[str, Any]], statistics: Sequence[str]) -> ResultTable:
+    """Return one row per row source with its fixed, config, metric and output columns."""
     config_columns: dict[str, None] = {}
     metric_names: dict[str, None] = {}
-    prepared = []
-    for record in records:
-        config = flatten(record.get("config") or {})
-        metrics = metric_summary(record)
-        config_columns.update(dict.fromkeys(config))
-        metric_names.update(dict.fromkeys(metrics))
-        prepared.append((record, config, metrics))
+    chosen = list(sources)
+    for source in chosen:
+        config_columns.update(dict.fromkeys(source["config"]))
+        metric_names.update(dict.fromkeys(source["metrics"]))
     taken = set(FIXED_COLUMNS) | set(config_columns) | {"outputs"}
     labels = {name: f"metric.{name}" if name in taken else name for name in metric_names}
-    metric_columns = [
-        _statistic_column(labels[name], statistic)
-        for name in metric_names
-        for statistic in statistics
-    ]
+    columns_of = {
+        name: [(s, _statistic_column(labels[name], s)) for s in statistics] for name in metric_names
+    }
     rows = []
-    for record, config, metrics in prepared:
-        row = fixed_cells(record)
-        row.update(config)
-        for name, summary in metrics.items():
-            for statistic in statistics:
-                row[_statistic_column(labels[name], statistic)] = summary.get(statistic)
-        row["outputs"] = " ".join(f"{o['name']}:{o['label']}" for o in record.get("outputs") or ())
+    for source in chosen:
+        row = dict(source["fixed"])
+        row.update(source["config"])
+        for name, summary in source["metrics"].items():
+            for statistic, column in columns_of[name]:
+                row[column] = summary.get(statistic)
+        row["outputs"] = source["outputs"]
         rows.append(row)
+    metric_columns = [column for name in metric_names for _, column in columns_of[name]]
     columns = [*FIXED_COLUMNS, *config_columns, *metric_columns, "outputs"]
     return ResultTable(columns, rows, list(config_columns), metric_columns)
 

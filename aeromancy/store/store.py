@@ -244,10 +244,12 @@ class Store:
 
     def put_run_record(
         self, project: str, run_id: str, record: dict[str, Any], namespace: str = "tracked"
-    ) -> None:
-        """Write a run record once; raise UsageError if the run id is already recorded."""
+    ) -> bytes:
+        """Write a run record once; return the bytes stored. Raise UsageError if the run
+        id is already recorded."""
         space = check_namespace(namespace)
-        runs.put_run_record(self.backend, space, check_name(project, "project"), run_id, record)
+        project = check_name(project, "project")
+        return runs.put_run_record(self.backend, space, project, run_id, record)
 
     def get_run_record(
         self, project: str, run_id: str, namespace: str = "tracked"
