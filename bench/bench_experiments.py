@@ -1,16 +1,20 @@
 """Benchmark ``aeromancy results`` over many run records, local and on loopback S3.
 
 Writes N run records (default 10,000) shaped like real ones (this machine's own
-environment capture, a config, three logged metrics, one output) into a local store
-and into a moto S3 server on loopback, then times, as whole ``aeromancy`` processes:
+environment capture, a config, three logged metrics, one output) in 100 invocations
+into a local store and into a moto S3 server on loopback, then times, as whole
+``aeromancy`` processes (bytecode compiled once beforehand, as an installed package
+has it):
 
-- ``results --all --format csv`` cold (empty local cache) and warm (cache filled),
-- ``results --all`` (the terminal table) warm,
-- ``results`` (the default, newest invocation) warm,
+- cold (empty local cache) ``results --all --format csv`` on a store whose records have
+  no run pack (as written before packs: one read per record), then on the same records
+  with one pack per invocation (as ``aeromancy run`` writes them), then with the one
+  pack the previous cold reader merged them into;
+- warm (cache filled) ``results --all --format csv``, ``results --all`` (the terminal
+  layout) and ``results`` (the default: the newest invocation).
 
-side by side with the naive way (every record read from the store and flattened in
-one process, as ``results`` would without its cache).
-Times are the best of ``--repeat`` runs. Targets: warm < 1 s, cold from S3 < 5 s.
+"S3 LIST" is the bare listing of the runs folder with boto3, the floor of every S3
+figure. Targets: warm < 1 s, cold from S3 < 5 s.
 
 Sweeps: planning a 1,000-variant sweep of a two-task graph in-process (target < 1 s),
 and the per-variant cost of ``run --dev --sweep`` over V variants of a trivial task
@@ -38,8 +42,8 @@ from typing import Any
 
 import boto3
 
-from aeromancy.experiments.results import Query, results_table
 from aeromancy.store import Store, open_store
+from aeromancy.store.run_packs import RunPacker, packs_prefix
 from aeromancy.tracking.environment import capture_environment
 
 AEROMANCY = Path(sys.executable).with_name("aeromancy")
@@ -79,15 +83,32 @@ def record(index: int, environment: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fill(store: Store, count: int) -> None:
+def fill(store: Store, count: int) -> dict[str, tuple[bytes, dict[str, Any]]]:
+    """Store ``count`` records (no packs); return each one's stored bytes and record."""
     environment = capture_environment()
 
-    def put(index: int) -> None:
+    def put(index: int) -> tuple[str, bytes, dict[str, Any]]:
         data = record(index, environment)
-        store.put_run_record(PROJECT, data["run_id"], data)
+        return data["run_id"], store.put_run_record(PROJECT, data["run_id"], data), data
 
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(put, range(count)))
+        return {run_id: (stored, data) for run_id, stored, data in pool.map(put, range(count))}
+
+
+def remove_packs(store: Store) -> None:
+    for key in store.backend.list_prefix(packs_prefix("tracked", PROJECT)):
+        store.backend.delete(key)
+
+
+def pack_by_invocation(store: Store, written: dict[str, tuple[bytes, dict[str, Any]]]) -> None:
+    """Replace every pack by one per invocation, as ``aeromancy run`` leaves them."""
+    remove_packs(store)
+    packers: dict[str, RunPacker] = {}
+    for run_id, (stored, data) in written.items():
+        packer = packers.setdefault(data["group"], RunPacker(store.backend, "tracked", PROJECT))
+        packer.add(run_id, stored, data)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(RunPacker.close, packers.values()))
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
@@ -142,40 +163,54 @@ def command(store_url: str, env: dict[str, str], *args: str) -> Callable[[], Non
     return run
 
 
-def naive(store_url: str) -> Callable[[], None]:
-    """Read every full record from the store, then build the same table."""
+def s3_list(bucket: str) -> Callable[[], None]:
+    """List the runs folder with boto3 alone: what any S3 reader pays first."""
 
     def run() -> None:
-        store = open_store(store_url)
-        records = store.list_run_records(PROJECT, namespace="tracked")
-        results_table(records, Query(all_runs=True))
+        pages = boto3.client("s3").get_paginator("list_objects_v2")
+        for _ in pages.paginate(Bucket=bucket, Prefix="store/runs/"):
+            pass
 
     return run
 
 
+Row = tuple[str, str, tuple[float, float]]
+
+
 def bench_store(
-    label: str, store_url: str, env: dict[str, str], repeat: int
-) -> list[tuple[str, str, tuple[float, float]]]:
+    label: str,
+    store_url: str,
+    env: dict[str, str],
+    repeat: int,
+    written: dict[str, tuple[bytes, dict[str, Any]]],
+) -> list[Row]:
     cache = Path(env["AEROMANCY_CACHE"])
+    store = open_store(store_url)
 
     def clear() -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
     csv_all = command(store_url, env, "results", "--all", "--format", "csv")
-    rows = [
-        (label, "results --all --format csv, cold", best(repeat, csv_all, clear)),
-        (label, "results --all --format csv, warm", best(repeat, csv_all)),
+    remove_packs(store)
+    rows = [(label, "cold csv, no packs (one read per record)", best(1, csv_all, clear))]
+    pack_by_invocation(store, written)
+    packs = len(store.backend.list_prefix(packs_prefix("tracked", PROJECT)))
+    rows.append((label, f"cold csv, {packs} invocation packs", best(1, csv_all, clear)))
+    packs = len(store.backend.list_prefix(packs_prefix("tracked", PROJECT)))
+    merged = "the merged pack" if packs == 1 else f"again, {packs} packs"
+    rows.append((label, f"cold csv, {merged}", best(repeat, csv_all, clear)))
+    rows += [
+        (label, "warm csv: results --all --format csv", best(repeat, csv_all)),
         (
             label,
-            "results --all (table), warm",
+            "warm table: results --all",
             best(repeat, command(store_url, env, "results", "--all")),
         ),
         (
             label,
-            "results (newest invocation), warm",
+            "warm default: results (newest invocation)",
             best(repeat, command(store_url, env, "results")),
         ),
-        (label, "naive: read every record, in-process", best(1, naive(store_url))),
     ]
     return rows
 
@@ -270,20 +305,28 @@ def main() -> None:
             "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": endpoint,
+            # Bytecode written once and reused, as an installed package has it (this
+            # machine's default, PYTHONDONTWRITEBYTECODE, recompiles on every start).
+            "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "aeromancy-bench-pycache"),
         }
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         local_url = str(scratch / "store")
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         boto3.client("s3").create_bucket(Bucket=bucket)
         s3_url = f"s3://{bucket}/store"
         started = time.perf_counter()
-        fill(open_store(local_url), args.records)
-        fill(open_store(s3_url), args.records)
+        local_written = fill(open_store(local_url), args.records)
+        s3_written = fill(open_store(s3_url), args.records)
         print(
             f"wrote {args.records} records to each store in {time.perf_counter() - started:.1f} s"
         )
-        rows = bench_store("local", local_url, env, args.repeat)
-        rows += bench_store("s3", s3_url, env, args.repeat)
+        command(local_url, env, "--help")()  # compiles the bytecode
+        rows = bench_store("local", local_url, env, args.repeat, local_written)
+        rows += bench_store("s3", s3_url, env, args.repeat, s3_written)
+        rows.append(
+            ("s3", "S3 LIST of the runs folder (boto3 only)", best(args.repeat, s3_list(bucket)))
+        )
         swept = sweep_project(scratch / "swept")
         planning = bench_sweep_planning(swept, 1000)
         per_variant = bench_variants(swept, args.variants, env)
@@ -292,11 +335,11 @@ def main() -> None:
         server.wait()
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"\n`aeromancy results` over {args.records} run records (best of {args.repeat})")
-    print(f"{'store':<6} {'what':<42} {'wall s':>7} {'cpu s':>7} {'vs naive':>9}")
-    naive_time = {label: t[0] for label, what, t in rows if what.startswith("naive")}
+    print(f"{'store':<6} {'what':<46} {'wall s':>7} {'cpu s':>7} {'vs no packs':>12}")
+    baseline = {label: t[0] for label, what, t in rows if "no packs" in what}
     for label, what, (wall, cpu) in rows:
-        ratio = wall / naive_time[label]
-        print(f"{label:<6} {what:<42} {wall:>7.2f} {cpu:>7.2f} {ratio:>8.2f}x")
+        ratio = wall / baseline[label]
+        print(f"{label:<6} {what:<46} {wall:>7.2f} {cpu:>7.2f} {ratio:>11.3f}x")
     print(f"\nplanning a 1,000-variant sweep: {planning[0]:.3f} s wall, {planning[1]:.3f} s CPU")
     sweep, loop = per_variant
     print(

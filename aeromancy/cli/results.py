@@ -27,9 +27,9 @@ from aeromancy.experiments.metrics import is_number
 from aeromancy.experiments.results import Query
 from aeromancy.experiments.table import FORMATS, ResultTable, render, short_text
 
-#: Above this many rows the table is laid out as plain aligned text: rich takes about a
-#: millisecond per row to measure and draw one.
-RICH_ROWS = 500
+#: Above this many rows the table is laid out as plain aligned text: rich takes one or
+#: two milliseconds per row to measure and draw.
+RICH_ROWS = 200
 
 
 def _started(value: Any) -> str:

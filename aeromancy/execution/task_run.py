@@ -110,6 +110,7 @@ class TaskRun:
             inv.tags,
             inv.identity,
             list(self.request.inputs.values()),
+            self.request.variant,
         )
         tracked = self.services.tracker.start(info)
         scratch = task_dir(self.spec.name)  # named by its owner: swept if we are killed

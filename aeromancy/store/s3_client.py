@@ -14,11 +14,14 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.utils import parse_timestamp as botocore_timestamp
 
 from aeromancy.errors import UsageError
 
@@ -106,4 +109,27 @@ def make_client(checksums: Checksums | None = None) -> S3Client:
     """Return an S3 client with bounded retries and timeouts and a pool for many threads."""
     endpoint = endpoint_url()
     config = client_config(checksums or default_checksums(endpoint))
-    return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+    core = botocore.session.get_session()
+    parsers = core.get_component("response_parser_factory")
+    parsers.set_parser_defaults(timestamp_parser=parse_timestamp)
+    session = boto3.session.Session(botocore_session=core)
+    return session.client("s3", endpoint_url=endpoint, config=config)
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Return a timestamp of an answer as botocore does, the ISO 8601 form fast.
+
+    botocore parses every timestamp with dateutil: for a listing of 10,000 objects
+    (each with its ``LastModified``) that is seconds of CPU; ``fromisoformat`` takes
+    milliseconds. Other forms (HTTP dates in headers) go to botocore's own parser.
+    """
+    if len(value) >= 20 and value[10] == "T":
+        text = f"{value[:-1]}+00:00" if value.endswith("Z") else value
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is not None:
+                return moment
+    return botocore_timestamp(value)

@@ -23,6 +23,8 @@ class TaskRunInfo:
     tags: tuple[str, ...]
     identity: RunIdentity
     inputs: Sequence[ArtifactVersion]
+    # The sweep variant the run belongs to (index, label, point, seed); None outside sweeps.
+    variant: Mapping[str, Any] | None = None
 
 
 class TrackedRun(Protocol):

@@ -5,7 +5,8 @@ What goes where (docs/tracking.md has the full table):
 - ``wandb.init``: project, entity (``WANDB_ENTITY``), job_type = task, group = the
   ``aeromancy run`` invocation, tags = ``git/<branch>`` + ``--tags``, notes = the
   first line of the commit message, git commit and remote (W&B's own git fields),
-  config = the task config plus an ``aeromancy`` key (run id, inputs, git, image id).
+  config = the task config plus an ``aeromancy`` key (run id, inputs, git, image id)
+  and, for a run of a sweep variant, a ``sweep`` key holding the variant's point.
 - outputs: one W&B artifact each, entries referencing the store's blobs.
 - inputs: ``use_artifact`` when online; always listed in the config, since the SDK
   refuses ``use_artifact`` offline (``aeromancy sync`` links them later).
@@ -18,6 +19,7 @@ line, and the task goes on untracked. Its outputs and run record are unaffected.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -42,6 +44,7 @@ from aeromancy.tracking.wandb_setup import Mode, prepare_runs_dir, resolve_mode,
 logger = logging.getLogger(__name__)
 
 CONFIG_KEY = "aeromancy"
+SWEEP_KEY = "sweep"
 RECORD_FILENAME = "aeromancy-run-record.json"
 ENVIRONMENT_FILENAME = "aeromancy-environment.json"
 # The task's stdout and stderr, captured by the executor (W&B's own capture is off:
@@ -325,8 +328,32 @@ def run_config(info: TaskRunInfo) -> dict[str, Any]:
         "image_id": identity.image_id,
         "aeromancy_version": aeromancy_version(),
     }
+    if info.variant is not None:
+        ours["variant"] = {k: info.variant.get(k) for k in ("index", "label", "seed")}
+    config = {**info.config}
+    if info.variant is not None:
+        # Every run of a variant, downstream tasks included, carries the sweep point, so
+        # W&B's parallel coordinates and group-by work across the invocation's group.
+        sweep_key = SWEEP_KEY if SWEEP_KEY not in config else f"_{SWEEP_KEY}"
+        config[sweep_key] = nest(info.variant.get("point") or {})
     key = CONFIG_KEY if CONFIG_KEY not in info.config else f"_{CONFIG_KEY}"
-    return {**info.config, key: ours}
+    return {**config, key: ours}
+
+
+def nest(point: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a sweep point's dotted keys nested: ``{"train.lr": 0.1}`` -> ``{"train":
+    {"lr": 0.1}}`` (W&B shows nested config keys as ``sweep.train.lr``)."""
+    nested: dict[str, Any] = {}
+    for key in sorted(point):  # a swept dict before its swept keys: the later refines it
+        *parents, last = key.split(".")
+        node = nested
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[last] = copy.deepcopy(point[key])
+    return nested
 
 
 def run_tags(info: TaskRunInfo) -> list[str]:

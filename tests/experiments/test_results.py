@@ -209,3 +209,48 @@ def test_cpu_and_memory_come_from_the_record() -> None:
         [record, {**record, "run_id": "r0", "cpu_user_s": None}], Query(all_runs=True)
     ).rows[:1]
     assert (row["duration"], row["cpu"], row["memory"]) == (2.5, 1.75, 1024)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, -7, 10**20, 0.1, 1e-300, 1e300, -0.0, 2.5, True, False, [1, 2.5], {"b": 1, "a": [True]}],
+)
+def test_csv_cells_are_json_of_the_value(value: Any) -> None:
+    from aeromancy.experiments.table import exact_text
+
+    assert exact_text(value) == json.dumps(value, sort_keys=True)
+    assert parse_cell(exact_text(value)) == value
+
+
+def test_a_long_table_is_laid_out_as_plain_aligned_text(project: Project) -> None:
+    from aeromancy.cli.results import RICH_ROWS
+
+    store = project.store()
+    count = RICH_ROWS + 1
+    for index in range(count):
+        run_id = f"20261201-{index:06d}-long"
+        record = {
+            "run_id": run_id,
+            "task": "t",
+            "status": "succeeded",
+            "group": "g",
+            "started": f"2026-12-01T10:{index // 60:02d}:{index % 60:02d}+00:00",
+            "ended": f"2026-12-01T10:{index // 60:02d}:{index % 60:02d}.5+00:00",
+            "config": {"n": index, "name": f"x{index}"},
+            "metrics": {"loss": 1 / (index + 1)},
+        }
+        store.put_run_record("exp", run_id, record, namespace="dev")
+    lines = project.ok("results").stdout.splitlines()
+    assert len(lines) == count + 2
+    header, rule, first, *_, last = lines
+    run_id = f"20261201-{count - 1:06d}-long"
+    assert header.split(" │ ")[:3] == ["run".ljust(len(run_id)), "task", "status   "]
+    assert set(rule) <= {"─", "┼"}
+    cells = [cell.strip() for cell in last.split("│")]
+    assert cells[:3] == [run_id, "t", "succeeded"]
+    assert cells[4:6] == ["2026-12-01 10:03:20", "0.5s"]
+    # Numbers right-aligned, text left-aligned, every row the same layout.
+    n_column = header.split(" │ ").index(next(h for h in header.split(" │ ") if h.strip() == "n"))
+    assert first.split(" │ ")[n_column] == "  0"
+    assert first.split(" │ ")[n_column + 1].startswith("x0 ")
+    assert len({line.index("│") for line in lines if line != rule}) == 1
