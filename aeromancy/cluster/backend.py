@@ -83,7 +83,9 @@ class DaskBackend:
         for stream, text in _prefixed(answer, request):
             self.services.output(stream, text)
         if answer.record is not None:
-            self.services.remember(answer.record, answer.result.outputs)
+            # No stored bytes come back from the worker: the run is left out of the
+            # invocation's run pack (a later reader reads its record on its own).
+            self.services.remember(answer.record, answer.result.outputs, None)
         if answer.infrastructure is not None:
             answer.result.infrastructure = InfrastructureError(answer.infrastructure)
         return answer.result

@@ -138,7 +138,7 @@ def _run(store: Store, item: WorkItem, worker: str) -> WorkAnswer:
         store=store,
         tracker=_tracker(item.tracker),
         environment=_environment(item.invocation),
-        remember=lambda record, _outputs: records.append(dict(record)),
+        remember=lambda record, _outputs, _stored: records.append(dict(record)),
         output=shown,
         prefix=False,
     )
