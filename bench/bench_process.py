@@ -1,14 +1,16 @@
-"""The cost of the process boundary: 200 trivial tasks, before and after.
+"""The cost of the process boundary: 200 trivial tasks, in-process, spawned, forked.
 
     .venv/bin/python bench/bench_process.py [--tasks 200] [--repeat 3] [--before REF]
 
-"before" is the code just before task runs moved into child processes (by default the
-parent of the commit that added ``aeromancy/execution/child/runtime.py``), checked out
-into a temporary git worktree and imported ahead of this checkout through PYTHONPATH;
-"after" is this checkout. Both run ``aeromancy run --dev --force -j N`` as a subprocess
-on the same generated module of independent tasks that save a 1-byte output, against
-a local store on this disk, alternating before and after, ``--repeat`` times each. The
-per-task overhead is (after - before) / tasks; the target is under 30 ms.
+"in-process" is the code just before task runs moved into child processes (by default
+the parent of the commit that added ``aeromancy/execution/child/runtime.py``), checked
+out into a temporary git worktree and imported ahead of this checkout through
+PYTHONPATH; "spawn" is this checkout with ``AEROMANCY_FORK_SERVER=0`` (a fresh Python
+per task run) and "fork" this checkout as it runs by default (task processes forked by
+the run's fork server). Each runs ``aeromancy run --dev --force -j N`` as a subprocess
+on the same generated module of independent tasks that save a 1-byte output, against a
+local store on this disk, the three in turn, ``--repeat`` times each. The per-task
+overhead is (variant - in-process) / tasks; the target is under 30 ms.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def before_ref() -> str:
     return f"{added[-1]}^"
 
 
-def timed_run(code: Path, project: Path, scratch: Path, jobs: int) -> tuple[float, float]:
+def timed_run(
+    code: Path, project: Path, scratch: Path, jobs: int, fork_server: str = "1"
+) -> tuple[float, float]:
     """Return the wall and CPU seconds (the run and every process it waited for) of one
     ``aeromancy run --dev --force`` with ``code`` first on the path."""
     env = {
@@ -67,6 +71,7 @@ def timed_run(code: Path, project: Path, scratch: Path, jobs: int) -> tuple[floa
         "PYTHONPATH": str(code),
         "AEROMANCY_STORE": str(scratch / f"store-{code.name}"),
         "AEROMANCY_CACHE": str(scratch / f"cache-{code.name}"),
+        "AEROMANCY_FORK_SERVER": fork_server,
     }
     env.pop("AEROMANCY_PROJECT_PYTHON", None)
     command = [sys.executable, "-c", "from aeromancy.cli import main; main()"]
@@ -125,31 +130,36 @@ def start_cost(scratch: Path, repeat: int = 20) -> tuple[float, float]:
 def report(args: argparse.Namespace, ref: str, before: Path, project: Path, scratch: Path) -> None:
     count = args.tasks
     bare, child = start_cost(scratch)
-    load = os.getloadavg()[0]
-    print(f"load average {load:.1f}; python -c pass {bare:.1f} ms, + child runtime {child:.1f} ms")
+    load = os.getloadavg()
+    bytecode = "not written" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "written"
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; .pyc files {bytecode}")
+    print(f"python -c pass {bare:.1f} ms, + child runtime import {child:.1f} ms (median wall)")
     print(f"{count} trivial tasks (each saves a 1-byte output), median of {args.repeat} runs")
-    print(f"before = {ref} (in-process), after = {ROOT.name} (process per task)")
-    print("wall: median s of the whole run; cpu: its CPU ms per task, children included")
-    head = "jobs  before s  after s  before ms/task  after ms/task  overhead ms/task  ratio"
-    print(head + "  cpu before  cpu after  cpu overhead")
+    print(f"in-process = {ref}; spawn, fork = {ROOT.name} with AEROMANCY_FORK_SERVER=0, 1")
+    print("wall: median s of the whole run; cpu: its CPU ms per task, children included;")
+    print("overhead: per task over in-process")
+    print("jobs  variant     wall s  ms/task  overhead ms  ratio  cpu ms  cpu overhead ms")
+    variants = {"in-process": (before, "1"), "spawn": (ROOT, "0"), "fork": (ROOT, "1")}
     for jobs in (int(j) for j in args.jobs.split(",")):
-        timed_run(before, project, scratch, jobs)  # warm the caches (bytecode, records)
-        timed_run(ROOT, project, scratch, jobs)
-        runs: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
+        for code, fork in variants.values():
+            timed_run(code, project, scratch, jobs, fork)  # warm the caches (records)
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         for _ in range(args.repeat):
-            runs["before"].append(timed_run(before, project, scratch, jobs))
-            runs["after"].append(timed_run(ROOT, project, scratch, jobs))
-        old, new = (statistics.median(w for w, _ in runs[k]) for k in ("before", "after"))
-        cpu_old, cpu_new = (
-            statistics.median(c for _, c in runs[k]) / count * 1000 for k in ("before", "after")
-        )
-        overhead = (new - old) / count * 1000
-        verdict = "ok" if overhead < TARGET_MS else f"over the {TARGET_MS:.0f} ms target"
-        print(
-            f"{jobs:>4}  {old:8.2f}  {new:7.2f}  {old / count * 1000:14.1f}  "
-            f"{new / count * 1000:13.1f}  {overhead:16.1f}  {new / old:4.2f}x  "
-            f"{cpu_old:10.1f}  {cpu_new:9.1f}  {cpu_new - cpu_old:12.1f}  {verdict}"
-        )
+            for name, (code, fork) in variants.items():
+                runs[name].append(timed_run(code, project, scratch, jobs, fork))
+        wall = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
+        cpu = {k: statistics.median(c for _, c in v) / count * 1000 for k, v in runs.items()}
+        base = wall["in-process"]
+        for name in variants:
+            overhead = (wall[name] - base) / count * 1000
+            verdict = ""
+            if name != "in-process":
+                verdict = "ok" if overhead < TARGET_MS else f"over the {TARGET_MS:.0f} ms target"
+            print(
+                f"{jobs:>4}  {name:<10}  {wall[name]:6.2f}  {wall[name] / count * 1000:7.1f}  "
+                f"{overhead:11.1f}  {wall[name] / base:4.2f}x  {cpu[name]:6.1f}  "
+                f"{cpu[name] - cpu['in-process']:15.1f}  {verdict}"
+            )
 
 
 if __name__ == "__main__":
