@@ -11,11 +11,16 @@ the run's fork server). Each runs ``aeromancy run --dev --force -j N`` as a subp
 on the same generated module of independent tasks that save a 1-byte output, against a
 local store on this disk, the three in turn, ``--repeat`` times each. The per-task
 overhead is (variant - in-process) / tasks; the target is under 30 ms.
+
+First, the boundary alone: ``ChildProcesses.run`` of one trivial task request, spawned
+and forked in turn, without the rest of a run (no store, no record), and the child's
+own CPU time as its ``wait4`` reports it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -127,9 +132,60 @@ def start_cost(scratch: Path, repeat: int = 20) -> tuple[float, float]:
     return statistics.median(runs["pass"]), statistics.median(runs["child"])
 
 
+def boundary_cost(project: Path, scratch: Path, count: int) -> dict[str, list[float]]:
+    """Return, for spawn and fork, the wall ms of each ``ChildProcesses.run`` of a trivial
+    task (taking turns) and the child's CPU ms; the first fork includes its server's start."""
+    from aeromancy.execution.child.protocol import PROTOCOL, REQUEST_FILENAME
+    from aeromancy.execution.output import CappedLog, OutputRelay
+    from aeromancy.execution.process import ChildProcesses
+
+    variants = {"spawn": ChildProcesses(sys.executable, False)}
+    variants["fork"] = ChildProcesses(sys.executable, True)
+    found: dict[str, list[float]] = {f"{k} {m}": [] for k in variants for m in ("wall", "cpu")}
+    try:
+        for i in range(count):
+            for name, children in variants.items():
+                run_dir = scratch / f"boundary-{name}-{i}"
+                (run_dir / "work").mkdir(parents=True)
+                request = {
+                    "protocol": PROTOCOL,
+                    "root": str(project),
+                    "tasks": "pipeline.py",
+                    "task": f"t{i}",
+                    "run_id": f"bench-{i}",
+                    "config": {},
+                    "workdir": str(run_dir / "work"),
+                    "inputs": {},
+                    "outputs": {f"out{i}": "artifact"},
+                }
+                (run_dir / REQUEST_FILENAME).write_text(json.dumps(request))
+                log = CappedLog(run_dir / "output.log")
+                relay = OutputRelay(lambda stream, text: None, log, None)
+                start = time.perf_counter()
+                ended = children.run(run_dir / REQUEST_FILENAME, project, relay, lambda e: None)
+                found[f"{name} wall"].append((time.perf_counter() - start) * 1000)
+                log.close()
+                if not (ended.result or {}).get("ok"):
+                    raise SystemExit(f"the {name} boundary run failed: {ended.result}")
+                used = ended.resources.cpu_user_s + ended.resources.cpu_system_s
+                found[f"{name} cpu"].append(used * 1000)
+    finally:
+        for children in variants.values():
+            children.close()
+    return found
+
+
 def report(args: argparse.Namespace, ref: str, before: Path, project: Path, scratch: Path) -> None:
     count = args.tasks
     bare, child = start_cost(scratch)
+    boundary = boundary_cost(project, scratch, min(count, 100))
+    print("the boundary alone, ms per task (median; the first fork starts the fork server):")
+    for name in ("spawn", "fork"):
+        walls, cpus = boundary[f"{name} wall"], boundary[f"{name} cpu"]
+        print(
+            f"  {name:<5}  wall {statistics.median(walls):6.1f}  child cpu "
+            f"{statistics.median(cpus):5.1f}  first wall {walls[0]:6.1f}"
+        )
     load = os.getloadavg()
     bytecode = "not written" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "written"
     print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; .pyc files {bytecode}")

@@ -1,7 +1,8 @@
 """The parent/child protocol of a task run: one request file, JSON-lines events on a pipe.
 
 The parent writes the request (``REQUEST_FILENAME``) next to the task's workdir and starts
-``python -u -m aeromancy.execution.child REQUEST_PATH EVENTS_FD``. The child writes one
+the task's process (forked by the fork server, or ``python -u -m aeromancy.execution.child
+run REQUEST_PATH EVENTS_FD PARENT_PID``) with ``EVENTS_FD`` open. The child writes one
 JSON object per line to ``EVENTS_FD``: any number of ``log`` events, then exactly one
 ``result`` event, then exits 0. A child that exits without a ``result`` event failed, and
 its exit status names the cause. Both sides import this module; it needs only the stdlib.
