@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,10 @@ class TaskGraph:
     specs: Mapping[str, TaskSpec]
     producers: Mapping[str, str]
     upstream: Mapping[str, tuple[str, ...]]
+    # Every task, producers before consumers (``order()``), computed once by build_graph.
+    full_order: tuple[str, ...] = ()
+    # Each input reference of the graph's tasks -> the task producing it, or None.
+    input_producers: Mapping[str, str | None] = field(default_factory=dict)
 
     def local_name(self, ref: str) -> str | None:
         """Return the artifact name ``ref`` means in this project, or None for another project's."""
@@ -39,14 +43,49 @@ class TaskGraph:
 
     def producer_of(self, ref: str) -> str | None:
         """Return the task of this graph producing input ``ref``, or None when none does."""
+        if ref in self.input_producers:
+            return self.input_producers[ref]
         name = self.local_name(ref)
         return None if name is None else self.producers.get(name)
 
     def order(self, names: Iterable[str] | None = None) -> list[str]:
         """Return ``names`` (default: every task) so that producers come before consumers."""
-        chosen = set(self.specs if names is None else names)
-        sorter = self.sorter(chosen)
-        return list(sorter.static_order())
+        if names is None and self.full_order:
+            return list(self.full_order)
+        return self.static_order(set(self.specs if names is None else names))
+
+    def static_order(self, names: set[str]) -> list[str]:
+        """Return what ``self.sorter(names).static_order()`` gives, in the same order.
+
+        The same algorithm on plain dicts: graphlib's node objects make it about three
+        times slower on a graph of 50,000 tasks. Raises graphlib.CycleError (graphlib's
+        own, naming a cycle) when there is one.
+        """
+        waiting: dict[str, int] = {}
+        successors: dict[str, list[str]] = {}
+        every = len(names) == len(self.specs)  # then no edge leaves ``names``
+        for name in sorted(names):
+            ups = self.upstream[name] if every else [u for u in self.upstream[name] if u in names]
+            if name not in waiting:
+                waiting[name], successors[name] = 0, []
+            waiting[name] += len(ups)
+            for up in ups:
+                if up not in waiting:
+                    waiting[up], successors[up] = 0, []
+                successors[up].append(name)
+        ready = [name for name, count in waiting.items() if count == 0]
+        order: list[str] = []
+        while ready:
+            group, ready = ready, []
+            order.extend(group)
+            for name in group:
+                for successor in successors[name]:
+                    waiting[successor] -= 1
+                    if waiting[successor] == 0:
+                        ready.append(successor)
+        if len(order) < len(waiting):
+            self.sorter(names).prepare()  # raises CycleError with the cycle
+        return order
 
     def sorter(self, names: set[str]) -> graphlib.TopologicalSorter[str]:
         """Return a sorter over ``names`` whose edges are the upstream links inside ``names``."""
@@ -72,18 +111,19 @@ def build_graph(specs: Mapping[str, TaskSpec], project: str) -> TaskGraph:
                 )
             producers[output] = spec.name
     graph = TaskGraph(project, specs, producers, {})
+    by_ref = {ref: graph.producer_of(ref) for spec in specs.values() for ref in spec.inputs}
     upstream = {
-        spec.name: tuple(sorted({p for ref in spec.inputs if (p := graph.producer_of(ref))}))
+        spec.name: tuple(sorted({p for ref in spec.inputs if (p := by_ref[ref])}))
         for spec in specs.values()
     }
-    graph = TaskGraph(project, specs, producers, upstream)
-    _check_acyclic(graph)
-    return graph
+    graph = TaskGraph(project, specs, producers, upstream, input_producers=by_ref)
+    return replace(graph, full_order=_acyclic_order(graph))
 
 
-def _check_acyclic(graph: TaskGraph) -> None:
+def _acyclic_order(graph: TaskGraph) -> tuple[str, ...]:
+    """Return every task, producers first. Raises GraphError naming a cycle."""
     try:
-        graph.sorter(set(graph.specs)).prepare()
+        return tuple(graph.static_order(set(graph.specs)))
     except graphlib.CycleError as exc:
         cycle = " -> ".join(reversed(exc.args[1]))
         raise GraphError(f"the task graph has a cycle: {cycle}", "break the cycle") from exc

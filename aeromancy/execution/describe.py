@@ -16,6 +16,7 @@ mtime) still have their mtimes. An entry that cannot be read is ignored and rebu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,7 +40,7 @@ from aeromancy.tasks import TYPE_ORDER, TaskSpec, import_path, not_imported
 
 DESCRIBE_MODULE = "aeromancy.execution.child.describe"
 #: Bump when the description's form or meaning changes: older entries then miss.
-FORMAT = 1
+FORMAT = 2
 #: Aeromancy's files the description depends on (a checkout changes without a new version).
 _OWN_FILES = (
     "tasks.py",
@@ -66,12 +67,13 @@ def describe_tasks(tasks: str, root: Path, python: str | None = None) -> dict[st
     root = root.resolve()
     python = python or project_python(root)
     key = description_key(tasks, root, python)
-    entry = read_entry(key, root)
-    if entry is None:
+    specs = read_entry(key, root)
+    if specs is None:
         document = run_describe(tasks, root, python)
+        specs = decode_tasks(document["tasks"], document["task_modules"])
         entry = make_entry(key, root, document)
-        write_atomically(_entry_path(key), json.dumps(entry).encode())
-    return decode_tasks(entry["tasks"])
+        write_atomically(_entry_path(key), json.dumps(entry, separators=(",", ":")).encode())
+    return specs
 
 
 def description_key(tasks: str, root: Path, python: str) -> str:
@@ -124,22 +126,22 @@ def _entry_path(key: str) -> Path:
     return cache_path("descriptions", f"{key}.json")
 
 
-def read_entry(key: str, root: Path) -> dict[str, Any] | None:
-    """Return the cached entry under ``key`` while it still holds, else None."""
+def read_entry(key: str, root: Path) -> dict[str, TaskSpec] | None:
+    """Return the tasks of the cached entry under ``key`` while it still holds, else None."""
     try:
         entry = json.loads(_entry_path(key).read_bytes())
         if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry["key"] != key:
             return None
-        decode_tasks(entry["tasks"])  # an entry that does not decode is as good as none
+        specs = decode_tasks(entry["tasks"], entry["task_modules"])
         for directory, mtime_ns in entry["path"].items():
             if os.stat(directory).st_mtime_ns != mtime_ns:
                 return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    files = {**entry.get("modules", {}), **entry.get("read", {})}
-    if FileDigests(root).changed(files, ()) is not None:
-        return None
-    return entry
+        files = {**entry["modules"], **entry["read"]}
+        if FileDigests(root).changed(files, ()) is not None:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None  # an entry that does not make sense is as good as none
+    return specs
 
 
 def make_entry(key: str, root: Path, document: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,32 +157,49 @@ def make_entry(key: str, root: Path, document: Mapping[str, Any]) -> dict[str, A
         "format": FORMAT,
         "key": key,
         "tasks": document["tasks"],
+        "task_modules": document["task_modules"],
         "modules": digests.of(document["modules"]),
         "read": digests.of(document["read"]),
         "path": directories,
     }
 
 
-def decode_tasks(entries: list[dict[str, Any]]) -> dict[str, TaskSpec]:
-    """Return the specs of a description's task entries, by name (fn: ``not_imported``)."""
+def decode_tasks(entries: list[list[Any]], modules: list[list[Any]]) -> dict[str, TaskSpec]:
+    """Return the specs of a description's task entries, by name (fn: ``not_imported``).
+
+    Each entry is ``[name, module index, inputs, outputs, defaults, files, param types]``,
+    the module index pointing into ``modules``, a list of ``[dotted name, file]``.
+    Raises KeyError, TypeError, ValueError or IndexError for an entry of another shape.
+    """
     specs = {}
-    for entry in entries:
+    for name, where, inputs, outputs, defaults, files, types in entries:
+        module, module_file = modules[where]
+        if not (isinstance(outputs, dict) and isinstance(defaults, dict)):
+            raise TypeError("outputs and defaults are objects")
         spec = TaskSpec(
-            name=str(entry["name"]),
-            fn=not_imported,
-            inputs=tuple(entry["inputs"]),
-            outputs=dict(entry["outputs"]),
-            defaults=dict(entry["defaults"]),
-            files=tuple(entry["files"]),
-            module=str(entry["module"]),
-            module_file=entry["module_file"],
-            param_types={
-                name: tuple(_TYPES[kind] for kind in kinds)
-                for name, kinds in entry["param_types"].items()
-            },
+            str(name),
+            not_imported,
+            _strings(inputs),
+            outputs,
+            defaults,
+            _strings(files),
+            module=str(module),
+            module_file=None if module_file is None else str(module_file),
+            param_types={param: _types(tuple(kinds)) for param, kinds in types.items()},
         )
         specs[spec.name] = spec
     return specs
+
+
+def _strings(values: list[str]) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        raise TypeError("expected a list")
+    return tuple(values)
+
+
+@functools.cache
+def _types(names: tuple[str, ...]) -> tuple[type, ...]:
+    return tuple(_TYPES[name] for name in names)
 
 
 def run_describe(tasks: str, root: Path, python: str) -> dict[str, Any]:

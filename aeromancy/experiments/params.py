@@ -181,7 +181,7 @@ class _Resolver:
 
     def __init__(self, specs: Mapping[str, TaskSpec]) -> None:
         self.specs = specs
-        self.configs = {name: copy.deepcopy(dict(spec.defaults)) for name, spec in specs.items()}
+        self.configs = {name: _copy_config(spec.defaults) for name, spec in specs.items()}
         self.set_by: dict[str, dict[tuple[str, ...], str]] = {name: {} for name in specs}
 
     def _check_target(self, where: str, task: str, path: tuple[str, ...]) -> None:
@@ -256,8 +256,21 @@ class _Resolver:
         found: dict[str, dict[str, str]] = {}
         for task, config in self.configs.items():
             chosen = self.set_by[task]
-            found[task] = {key: _source_of(key, chosen) for key in flatten(config)}
+            if chosen:
+                found[task] = {key: _source_of(key, chosen) for key in flatten(config)}
+            else:
+                found[task] = dict.fromkeys(flatten(config), DEFAULT)
         return found
+
+
+def _copy_config(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``defaults`` that assigning into cannot change (only lists and
+    dicts are copied deeply: the rest of a config's values are immutable)."""
+    copied = dict(defaults)
+    for key, value in copied.items():
+        if isinstance(value, (list, dict)):
+            copied[key] = copy.deepcopy(value)
+    return copied
 
 
 def _source_of(key: str, set_by: Mapping[tuple[str, ...], str]) -> str:

@@ -148,7 +148,7 @@ def make(ctx, rows: int = SETTINGS["rows"], scale: int = helper.SCALE):
 def defaults_listed(project: Project) -> dict[str, int]:
     entries = sorted(cache_path("descriptions").glob("*.json"), key=lambda p: p.stat().st_mtime)
     tasks = json.loads(entries[-1].read_text())["tasks"]
-    return dict(tasks[0]["defaults"])
+    return dict(tasks[0][4])  # [name, module, inputs, outputs, defaults, files, types]
 
 
 def test_the_description_follows_what_the_import_read_and_loaded(
@@ -217,7 +217,7 @@ def test_a_damaged_cache_entry_is_ignored_and_rebuilt(
     result = local_project.cli("run", "--dev")
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output
-    assert {task["name"] for task in json.loads(entry.read_bytes())["tasks"]} == {
+    assert {task[0] for task in json.loads(entry.read_bytes())["tasks"]} == {
         "ingest",
         "train",
         "evaluate",
@@ -228,7 +228,7 @@ def test_a_damaged_entry_with_the_right_key_is_rebuilt(local_project: Project) -
     assert local_project.cli("run", "--dev").exit_code == 0
     (entry,) = cache_path("descriptions").glob("*.json")
     document = json.loads(entry.read_bytes())
-    document["tasks"][0]["inputs"] = 7  # not a list of names
+    document["tasks"][0][2] = 7  # inputs: not a list of names
     entry.write_text(json.dumps(document))
     result = local_project.cli("list", "--dev")
     assert result.exit_code == 0, result.output

@@ -84,3 +84,32 @@ def test_only_selects_and_orders_and_refuses_unknown() -> None:
     assert select_tasks(graph, ["evaluate", "ingest"]) == ["ingest", "evaluate"]
     with pytest.raises(NotFound, match="unknown task nope"):
         select_tasks(graph, ["nope"])
+
+
+def _random_specs(seed: int, size: int, cyclic: bool = False) -> dict[str, TaskSpec]:
+    import random
+
+    from aeromancy.tasks import not_imported
+
+    rng = random.Random(seed)
+    made = {}
+    for i in rng.sample(range(size), size):  # names in a random order
+        earlier = [f"o{j}" for j in range(i) if rng.random() < 3 / (i + 1)]
+        if cyclic and i == 1:
+            earlier.append(f"o{size - 1}")
+        made[f"t{i}"] = TaskSpec(f"t{i}", not_imported, tuple(earlier), {f"o{i}": "artifact"})
+    return made
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_order_is_graphlibs_static_order_exactly(seed: int) -> None:
+    graph = build_graph(_random_specs(seed, 60), "proj")
+    names = set(graph.specs)
+    assert graph.order() == list(graph.sorter(names).static_order())
+    subset = {name for name in names if (int(name[1:]) + seed) % 3}
+    assert graph.order(subset) == list(graph.sorter(subset).static_order())
+
+
+def test_a_cycle_in_a_large_graph_is_named_as_graphlib_names_it() -> None:
+    with pytest.raises(GraphError, match=r"the task graph has a cycle: t\d+ -> .* -> t\d+"):
+        build_graph(_random_specs(3, 60, cyclic=True), "proj")

@@ -5,11 +5,13 @@ process never imports the task module. It imports the module, collects its tasks
 prints one JSON document on stdout (what the module prints while imported goes to
 stderr instead):
 
-- ``{"protocol": 1, "ok": true, "tasks": [...], "modules": [...], "read": [...],
-  "path": [...]}``: one entry per task (name, module and its file, inputs, outputs,
-  config defaults, declared files, annotated parameter types), the project files of
-  the modules it imported and the other project files it read (relative paths), and
-  the directories of the interpreter's import path outside the project;
+- ``{"protocol": 1, "ok": true, "tasks": [...], "task_modules": [...], "modules": [...],
+  "read": [...], "path": [...]}``: one entry per task, ``[name, module index, inputs,
+  outputs, config defaults, declared files, annotated parameter types]`` (a list, not
+  an object: 50,000 tasks load twice as fast), the module index pointing into
+  ``task_modules`` (``[dotted name, file]``); then the project files of the modules it
+  imported and the other project files it read (relative paths), and the directories
+  of the interpreter's import path outside the project;
 - ``{"protocol": 1, "ok": false, "error": {"kind", "message", "hint", "traceback"}}``:
   loading failed; ``kind`` names the class in :mod:`aeromancy.errors`.
 
@@ -72,29 +74,36 @@ def describe(tasks: str, root: Path) -> dict[str, Any]:
     finally:
         reads.active = False
     where = str(root.resolve())
+    modules: dict[str, int] = {}
     return {
         "ok": True,
-        "tasks": [encode_spec(spec) for spec in specs.values()],
+        "tasks": [encode_spec(spec, modules) for spec in specs.values()],
+        "task_modules": [[name, _module_file(name)] for name in modules],
         "modules": project_modules(where),
         "read": reads.dependencies(where, []),
         "path": import_directories(where),
     }
 
 
-def encode_spec(spec: TaskSpec) -> dict[str, Any]:
-    """Return the JSON form of one task (everything planning needs but the function)."""
-    module = sys.modules.get(spec.module_name)
-    path = getattr(module, "__file__", None)
-    return {
-        "name": spec.name,
-        "module": spec.module_name,
-        "module_file": os.path.realpath(path) if isinstance(path, str) else None,
-        "inputs": list(spec.inputs),
-        "outputs": dict(spec.outputs),
-        "defaults": dict(spec.defaults),
-        "files": list(spec.files),
-        "param_types": _type_names(spec.annotated_types()),
-    }
+def encode_spec(spec: TaskSpec, modules: dict[str, int]) -> list[Any]:
+    """Return the JSON form of one task (everything planning needs but the function):
+    ``[name, module index, inputs, outputs, defaults, files, param types]``; ``modules``
+    maps each defining module's name to its index, in order of first use."""
+    where = modules.setdefault(spec.module_name, len(modules))
+    return [
+        spec.name,
+        where,
+        list(spec.inputs),
+        dict(spec.outputs),
+        dict(spec.defaults),
+        list(spec.files),
+        _type_names(spec.annotated_types()),
+    ]
+
+
+def _module_file(name: str) -> str | None:
+    path = getattr(sys.modules.get(name), "__file__", None)
+    return os.path.realpath(path) if isinstance(path, str) else None
 
 
 def _type_names(found: Mapping[str, tuple[type, ...]]) -> dict[str, list[str]]:
