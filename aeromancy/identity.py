@@ -7,6 +7,7 @@ through ``AEROMANCY_*`` environment variables, since the image holds no .git.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 ENV_PREFIX = "AEROMANCY_RUN_"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def identity_from_git(root: Path) -> RunIdentity:
 
 def _git(root: Path, *args: str) -> str | None:
     """Return the output of ``git args`` run in ``root``, None when git fails or is missing."""
+    log.debug("git %s (in %s)", " ".join(args), root)
     try:
         done = subprocess.run(
             ["git", *args],

@@ -19,10 +19,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +55,7 @@ _OWN_FILES = (
     "execution/child/protocol.py",
 )
 _TYPES = {kind.__name__: kind for kind in TYPE_ORDER}
+log = logging.getLogger(__name__)
 
 
 class ChildTraceback(Exception):
@@ -68,11 +71,16 @@ def describe_tasks(tasks: str, root: Path, python: str | None = None) -> dict[st
     python = python or project_python(root)
     key = description_key(tasks, root, python)
     specs = read_entry(key, root)
-    if specs is None:
-        document = run_describe(tasks, root, python)
-        specs = decode_tasks(document["tasks"], document["task_modules"])
-        entry = make_entry(key, root, document)
-        write_atomically(_entry_path(key), json.dumps(entry, separators=(",", ":")).encode())
+    if specs is not None:
+        log.debug("task module %s: description from the cache (%s)", tasks, _entry_path(key))
+        return specs
+    started = time.monotonic()
+    document = run_describe(tasks, root, python)
+    specs = decode_tasks(document["tasks"], document["task_modules"])
+    entry = make_entry(key, root, document)
+    write_atomically(_entry_path(key), json.dumps(entry, separators=(",", ":")).encode())
+    took = time.monotonic() - started
+    log.debug("task module %s: described by %s in %.2f s", tasks, python, took)
     return specs
 
 
