@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -213,7 +214,10 @@ def _published(scheduler: Container) -> tuple[str, str]:
 def _wait_ready(running: RunningCluster) -> None:
     """Return once every worker has joined the scheduler."""
     from distributed import Client
+    from distributed.versions import VersionMismatchWarning
 
+    # This client runs on the host, outside the image: its versions may differ.
+    warnings.filterwarnings("ignore", category=VersionMismatchWarning)
     deadline = time.monotonic() + READY_TIMEOUT_S
     last: BaseException | None = None
     while time.monotonic() < deadline:

@@ -143,7 +143,7 @@ def follow_starts(client: Client, started: Started) -> None:
     def handler(event: Any) -> None:
         _stamp, message = event
         if isinstance(message, dict):
-            started(str(message["task"]), str(message["variant"]), str(message["worker"]))
+            started(str(message["task"]), str(message["variant"]), str(message["on"]))
 
     client.subscribe_topic(STARTED_TOPIC, handler)
 

@@ -248,7 +248,7 @@ def _announce(task: str, variant: str) -> None:
         worker = get_worker()
     except (ImportError, ValueError):
         return
-    worker.log_event(STARTED_TOPIC, {"task": task, "variant": variant, "worker": _worker_name()})
+    worker.log_event(STARTED_TOPIC, {"task": task, "variant": variant, "on": _worker_name()})
 
 
 def _worker_name() -> str:

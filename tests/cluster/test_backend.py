@@ -132,7 +132,7 @@ def test_the_two_branches_of_the_diamond_run_on_both_workers(
 ) -> None:
     store_url = str(tmp_path / "store")
     seen: list[str] = []
-    client.subscribe_topic("aeromancy-started", lambda event: seen.append(event[1]["worker"]))
+    client.subscribe_topic("aeromancy-started", lambda event: seen.append(event[1]["on"]))
     run_plan(root, store_url, backend_factory(client, store_url, "none"), jobs=2)
     assert len(set(seen)) == 2, seen
 

@@ -1,0 +1,288 @@
+"""A real Dask cluster of the project's image: ``aeromancy cluster up`` on the Docker
+engine, then tracked runs with ``--cluster``.
+
+One cluster (scheduler and two workers as containers) per store kind: a directory
+mounted into every container (the cluster on a Docker network of its own), and the
+loopback S3 server (the cluster on the host's network, as tracked runs reach it).
+Outputs and records are compared with a tracked local run's; the fault test kills a
+worker container while a task sleeps in it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import docker
+import pytest
+
+from aeromancy.cluster.containers import CLUSTER_LABEL, container_name
+from aeromancy.store import Store, open_store
+
+from .conftest import launcher
+
+pytestmark = pytest.mark.docker
+
+PIPELINE = """\
+import time
+
+from aeromancy import Context, task
+
+
+@task(outputs=["raw"])
+def ingest(ctx: Context, rows: int = 4) -> None:
+    out = ctx.workdir / "raw.txt"
+    out.write_text("\\n".join(str(i) for i in range(rows)))
+    ctx.save("raw", out)
+
+
+@task(inputs=["raw"], outputs=["left"])
+def left(ctx: Context, scale: int = 1) -> None:
+    time.sleep(1)
+    out = ctx.workdir / "left.txt"
+    out.write_text((ctx.load("raw") / "raw.txt").read_text().upper() * scale)
+    ctx.save("left", out)
+
+
+@task(inputs=["raw"], outputs=["right"])
+def right(ctx: Context, shift: int = 0) -> None:
+    time.sleep(1)
+    out = ctx.workdir / "right.txt"
+    out.write_text((ctx.load("raw") / "raw.txt").read_text()[::-1] + str(shift))
+    ctx.save("right", out)
+
+
+@task(inputs=["left", "right"], outputs=["joined"])
+def join(ctx: Context) -> None:
+    out = ctx.workdir / "joined.txt"
+    left = (ctx.load("left") / "left.txt").read_text()
+    out.write_text(left + (ctx.load("right") / "right.txt").read_text())
+    ctx.save("joined", out)
+
+
+@task(outputs=["nap"])
+def nap(ctx: Context, seconds: float = 0.0) -> None:
+    print("napping", flush=True)
+    time.sleep(seconds)
+    out = ctx.workdir / "nap.txt"
+    out.write_text(f"slept {seconds}")
+    ctx.save("nap", out)
+"""
+DIAMOND = ["ingest", "left", "right", "join"]
+SWEEP = ["--sweep", "left.scale=1,2", "--sweep", "right.shift=0,1,2,3"]
+ADDRESS = re.compile(r"^scheduler (tcp://\S+)$", re.MULTILINE)
+
+
+@dataclass
+class Cluster:
+    """A project, its cluster and the environment its commands run with."""
+
+    root: Path
+    name: str
+    address: str
+    env: dict[str, str]
+    store_url: str
+    local_store_url: str
+
+    def aeromancy(self, *args: str, store: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "AEROMANCY_STORE": store or self.store_url}
+        return subprocess.run(
+            [aeromancy_cli(), *args],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        env = {**self.env, "AEROMANCY_STORE": self.store_url}
+        return subprocess.Popen(
+            [aeromancy_cli(), *args],
+            cwd=self.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def store(self, url: str | None = None) -> Store:
+        if "AWS_ENDPOINT_URL" in self.env:  # the autouse fixture resets it for each test
+            os.environ["AWS_ENDPOINT_URL"] = self.env["AWS_ENDPOINT_URL"]
+        return open_store(url or self.store_url)
+
+    def worker_hosts(self) -> dict[str, str]:
+        """Return {container hostname: container name} of the workers up now."""
+        found = docker.from_env().containers.list(filters={"label": f"{CLUSTER_LABEL}={self.name}"})
+        return {c.attrs["Config"]["Hostname"]: c.name for c in found if "worker" in (c.name or "")}
+
+
+def aeromancy_cli() -> str:
+    return str(Path(sys.executable).with_name("aeromancy"))
+
+
+def command_env(home: Path, launcher_cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AEROMANCY_", "AWS_"))}
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CACHE_HOME": str(home / "cache"),
+            "XDG_DATA_HOME": str(home / "data"),
+            "AEROMANCY_CACHE": str(home / "aeromancy-cache"),
+            "AEROMANCY_LAUNCHER_CACHE": str(launcher_cache),
+            "AEROMANCY_STORE_IMAGES": "0",
+            "PDM_CACHE_DIR": str(launcher_cache / "pdm-cache"),
+            "COLUMNS": "250",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    return env
+
+
+def make_project(root: Path, base_image: str) -> None:
+    root.mkdir(parents=True)
+    extra = 'tracker = "none"\n'
+    (root / "pyproject.toml").write_text(
+        launcher.PYPROJECT.format(
+            name="clusterdemo",
+            dependencies="",
+            requires_python=">=3.10",
+            base_image=base_image,
+            extra=extra,
+        )
+    )
+    (root / "pipeline.py").write_text(PIPELINE)
+    (root / ".gitignore").write_text(launcher.GITIGNORE)
+    (root / "nonce.txt").write_text(uuid.uuid4().hex)
+    launcher.pdm_lock(root)
+    launcher.run_git(root, "init", "-q", "-b", "main")
+    launcher.commit_all(root, "initial")
+
+
+@pytest.fixture(scope="module", params=["directory", "s3"])
+def cluster(
+    request: pytest.FixtureRequest, base_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """A committed project and its cluster (two workers), on each kind of store."""
+    scratch = tmp_path_factory.mktemp("cluster")
+    env = command_env(scratch / "home", tmp_path_factory.getbasetemp() / "launcher-cache")
+    if request.param == "s3":
+        endpoint = str(request.getfixturevalue("s3_server"))
+        env["AWS_ENDPOINT_URL"] = endpoint
+        s3 = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client("s3", endpoint_url=endpoint)
+        buckets = [f"cluster-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+        for bucket in buckets:
+            s3.create_bucket(Bucket=bucket)
+        store_url, local_url = (f"s3://{bucket}/store" for bucket in buckets)
+    else:
+        store_url, local_url = str(scratch / "store"), str(scratch / "local-store")
+    root = scratch / "clusterdemo"
+    make_project(root, base_image)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    found = Cluster(root, name, "", env, store_url, local_url)
+    up = found.aeromancy("cluster", "up", "--workers", "2", "--name", name)
+    try:
+        assert up.returncode == 0, up.stderr
+        match = ADDRESS.search(up.stdout)
+        assert match is not None, up.stdout
+        found.address = match.group(1)
+        yield found
+    finally:
+        down = found.aeromancy("cluster", "down", "--name", name)
+        assert down.returncode == 0, down.stderr
+        assert not docker.from_env().containers.list(
+            all=True, filters={"label": f"{CLUSTER_LABEL}={name}"}
+        )
+
+
+def digests_by_run(store: Store) -> dict[tuple[str, str], list[str]]:
+    """Return {(task, variant label): output digests} over every successful record."""
+    found = {}
+    for record in store.list_run_records("clusterdemo"):
+        if record["status"] == "succeeded":
+            label = (record.get("variant") or {}).get("label", "")
+            found[(record["task"], label)] = [o["digest"] for o in record["outputs"]]
+    return found
+
+
+def contents(store: Store) -> dict[str, set[str]]:
+    """Return {artifact: the digests of its versions}."""
+    return {
+        name: {v.digest for v in store.list_versions("clusterdemo", name)}
+        for name in ("raw", "left", "right", "joined")
+    }
+
+
+def test_diamond_on_the_cluster_matches_a_local_run_and_uses_both_workers(
+    cluster: Cluster,
+) -> None:
+    ran = cluster.aeromancy("run", "--cluster", cluster.address, "--only", ",".join(DIAMOND))
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    assert "cluster " + cluster.address + ": 2 workers, 2 threads" in ran.stderr
+    for task in DIAMOND:
+        assert re.search(rf"^{task} started on worker-[12]$", ran.stderr, re.MULTILINE), ran.stderr
+    local = cluster.aeromancy("run", "--only", ",".join(DIAMOND), store=cluster.local_store_url)
+    assert local.returncode == 0, local.stderr
+    on_cluster = digests_by_run(cluster.store())
+    assert on_cluster == digests_by_run(cluster.store(cluster.local_store_url))
+    records = cluster.store().list_run_records("clusterdemo")
+    assert sorted(r["task"] for r in records) == sorted(DIAMOND)
+    hosts = cluster.worker_hosts()
+    assert {r["environment"]["host"] for r in records} == set(hosts), hosts
+    # Up to date: skipped on the host, nothing submitted.
+    again = cluster.aeromancy("run", "--cluster", cluster.address, "--only", ",".join(DIAMOND))
+    assert again.returncode == 0, again.stderr
+    assert "started on" not in again.stderr
+    assert again.stdout.count("skipped") == len(DIAMOND)
+
+
+def test_a_2x4_sweep_matches_a_local_run(cluster: Cluster) -> None:
+    if cluster.store_url.startswith("s3://"):
+        pytest.skip("the sweep runs on the directory store's cluster only (time)")
+    only = ["--only", ",".join(DIAMOND)]
+    ran = cluster.aeromancy("run", "--cluster", cluster.address, *only, *SWEEP)
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    local = cluster.aeromancy("run", *only, *SWEEP, "-j", "2", store=cluster.local_store_url)
+    assert local.returncode == 0, local.stderr
+    # Which variant runs a shared config first (and which reuse it) depends on timing,
+    # so the stores are compared by the contents each artifact holds.
+    on_cluster = contents(cluster.store())
+    assert len(on_cluster["joined"]) == 8  # every scale x shift
+    assert on_cluster == contents(cluster.store(cluster.local_store_url))
+    hosts = {r["environment"]["host"] for r in cluster.store().list_run_records("clusterdemo")}
+    assert hosts == set(cluster.worker_hosts())
+
+
+def test_a_worker_killed_mid_task_has_its_task_run_again_once(cluster: Cluster) -> None:
+    run = cluster.popen(
+        "run", "--cluster", cluster.address, "--only", "nap", "--set", "nap.seconds=15"
+    )
+    assert run.stderr is not None
+    line = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "nap started on" not in line:
+        line = run.stderr.readline()
+        assert line or run.poll() is None, "the run ended before nap started"
+    victim = line.strip().rsplit(" ", 1)[-1]
+    time.sleep(3)  # the task is asleep in its child on that worker now
+    docker.from_env().containers.get(container_name(cluster.name, victim)).kill()
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, line + err + out
+    assert re.search(r"nap started on worker-[12]$", err, re.MULTILINE), err
+    store = cluster.store()
+    [version] = store.list_versions("clusterdemo", "nap")
+    records = [r for r in store.list_run_records("clusterdemo") if r["task"] == "nap"]
+    assert [r["run_id"] for r in records] == [version.run_id]
+    assert records[0]["config"] == {"seconds": 15.0}
