@@ -116,12 +116,6 @@ class ChildProcesses:
         env["PYTHONPATH"] = os.pathsep.join(paths)
         return env
 
-    @property
-    def fork_server_pid(self) -> int | None:
-        """The pid of the running fork server, None while there is none."""
-        server = self._server
-        return None if server is None else server.pid
-
     def run(
         self,
         request_path: Path,
