@@ -177,7 +177,11 @@ def boundary_cost(project: Path, scratch: Path, count: int) -> dict[str, list[fl
 
 def report(args: argparse.Namespace, ref: str, before: Path, project: Path, scratch: Path) -> None:
     count = args.tasks
+    load = os.getloadavg()
+    bytecode = "not written" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "written"
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; .pyc files {bytecode}")
     bare, child = start_cost(scratch)
+    print(f"python -c pass {bare:.1f} ms, + child runtime import {child:.1f} ms (median wall)")
     boundary = boundary_cost(project, scratch, min(count, 100))
     print("the boundary alone, ms per task (median; the first fork starts the fork server):")
     for name in ("spawn", "fork"):
@@ -186,10 +190,6 @@ def report(args: argparse.Namespace, ref: str, before: Path, project: Path, scra
             f"  {name:<5}  wall {statistics.median(walls):6.1f}  child cpu "
             f"{statistics.median(cpus):5.1f}  first wall {walls[0]:6.1f}"
         )
-    load = os.getloadavg()
-    bytecode = "not written" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "written"
-    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; .pyc files {bytecode}")
-    print(f"python -c pass {bare:.1f} ms, + child runtime import {child:.1f} ms (median wall)")
     print(f"{count} trivial tasks (each saves a 1-byte output), median of {args.repeat} runs")
     print(f"in-process = {ref}; spawn, fork = {ROOT.name} with AEROMANCY_FORK_SERVER=0, 1")
     print("wall: median s of the whole run; cpu: its CPU ms per task, children included;")
