@@ -34,6 +34,8 @@ class RunIdentity:
     base_image_id: str = ""
     lockfile_hash: str = ""
     dockerfile: str = ""
+    # sha256:<hex> of the code package the task ran from (see environments/code_package.py)
+    code_package: str = ""
 
     def to_environ(self) -> dict[str, str]:
         """Return the variables that carry this identity into a container."""

@@ -15,7 +15,7 @@ The package **digest** (``sha256:<hex>``) is the sha256 of the canonical file li
 whatever the commit. A code-only commit uploads only the files it changed.
 
 How a container gets the code: :func:`materialize` writes the package's files into
-the local cache, ``<cache>/code/<64 hex of the digest>/`` (files read-only, made once
+the local cache, ``<cache>/code-packages/<64 hex of the digest>/`` (files read-only, made once
 per digest, in a temporary folder renamed into place, so a reader sees all or
 nothing), and returns that path. The launcher publishes, which also materializes,
 and bind-mounts the folder **read-only at /app** (``-v <that path>:/app:ro``), the
@@ -56,6 +56,7 @@ from aeromancy.store.progress import transfer_progress
 CODE_PREFIX = "code/"
 FORMAT = 1
 PART_PREFIX = ".part-"
+PACKAGES_DIR = "code-packages"  # under the cache; its code/ holds compiled task modules
 _COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 
@@ -116,7 +117,7 @@ def materialized_path(digest: str) -> Path:
     match = _DIGEST.fullmatch(digest)
     if match is None:
         raise NotFound(f"not a code package digest: {digest!r}", "give sha256:<64 hex digits>")
-    return default_cache_dir().expanduser().resolve() / "code" / match.group(1)
+    return default_cache_dir().expanduser().resolve() / PACKAGES_DIR / match.group(1)
 
 
 def publish(store: Store, project: str, committed: CommittedTree) -> CodePackage:
@@ -188,11 +189,12 @@ def materialize(store: Store, package: CodePackage) -> Path:
         return target
     wanted = {entry.sha256: entry.size for entry in package.files}
     workers = max(1, min(store.workers, len(wanted)))
-    with transfer_progress(f"code package {package.digest[7:19]}", sum(wanted.values())) as bar:
-        with ThreadPoolExecutor(workers) as pool:
-            cached = dict(
-                zip(wanted, pool.map(lambda d: store.cache.fetch(d, bar, wanted[d]), wanted))
-            )
+    with (
+        transfer_progress(f"code package {package.digest[7:19]}", sum(wanted.values())) as bar,
+        ThreadPoolExecutor(workers) as pool,
+    ):
+        fetched = pool.map(lambda digest: store.cache.fetch(digest, bar, wanted[digest]), wanted)
+        cached = dict(zip(wanted, fetched, strict=True))
     with _scratch() as scratch:
         for entry in package.files:
             destination = scratch / entry.path
@@ -280,11 +282,11 @@ def _settle_with_gc(store: Store, package: CodePackage, scratch: Path, since: fl
         _upload(store, package, scratch)
 
 
-class _scratch:  # noqa: N801 - used as a context manager, like tempfile's
+class _scratch:  # a context manager, named like tempfile's
     """A temporary folder next to the materialized packages, named by its owner."""
 
     def __enter__(self) -> Path:
-        root = default_cache_dir().expanduser().resolve() / "code"
+        root = default_cache_dir().expanduser().resolve() / PACKAGES_DIR
         root.mkdir(parents=True, exist_ok=True)
         _sweep(root)
         self.folder = Path(tempfile.mkdtemp(prefix=f"{PART_PREFIX}{owner()}-", dir=root))

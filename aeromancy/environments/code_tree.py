@@ -89,7 +89,10 @@ def submodules(repo: Path, tree: str) -> list[tuple[str, str]]:
 def _check_checkout(checkout: Path, shown: str, commit: str) -> None:
     top = _git(checkout, "rev-parse", "--show-toplevel", check=False)
     inside = top.returncode == 0 and Path(top.stdout.decode().strip()) == checkout.resolve()
-    if not inside or _git(checkout, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode:
+    if (
+        not inside
+        or _git(checkout, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode
+    ):
         raise UsageError(
             f"submodule {shown} is not checked out at its committed {commit[:12]}, so its "
             "code cannot reach the container",
@@ -131,7 +134,10 @@ def _place(
     try:
         check_relative_path(relative)
     except InvalidName as exc:
-        raise UsageError(f"the committed tree holds a path Aeromancy cannot pack: {relative!r}") from exc
+        raise UsageError(
+            f"the committed tree holds a path Aeromancy cannot pack: {relative!r}",
+            "rename it in git",
+        ) from exc
     target = dest / relative
     if member.isdir():
         target.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from aeromancy.settings import Settings
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from aeromancy.environments.code_package import CodePackage
     from aeromancy.identity import RunIdentity
     from aeromancy.launcher.git_gate import CommittedTree
     from aeromancy.launcher.image import RunImage
@@ -59,13 +60,17 @@ def run_committed(
     identity_overrides: dict[str, str] | None = None,
     invocation: str | None = None,
     images: tuple[str, str] | None = None,
+    code: CodePackage | None = None,
 ) -> int:
-    """Build (or reuse) the image of ``committed`` and run ``options`` in it; return the code.
+    """Run ``options`` in the environment image with ``committed``'s code; return the code.
 
-    ``invocation`` (default: a fresh id) becomes the ``group`` of every run record written.
-    ``images`` (a rerun's recorded run image and environment image ids, both local) are
-    run instead of the recipe's image.
+    The commit's tree is stored as a code package (unless ``code``, a recorded one, is
+    given) and mounted read-only at /app; the image is built only when neither this
+    engine nor the store has it. ``invocation`` (default: a fresh id) becomes the
+    ``group`` of every run record written. ``images`` (a rerun's recorded run image and
+    environment image ids, both local) are run instead of the recipe's image.
     """
+    from aeromancy.environments.code_package import materialize, publish
     from aeromancy.launcher.container import (
         ContainerSpec,
         check_extra_env_vars,
@@ -83,14 +88,21 @@ def run_committed(
         settings.project, committed, settings.base_image, packages, console,
         repository=settings.image_repository, extras=tracker_extras(options.tracker_name),
     )  # fmt: skip
+    store = open_store(settings.store)
+    # The code first: a submodule that is not checked out is refused before any build.
+    package = code or publish(store, settings.project, committed)
+    code_dir = materialize(store, package)
     if images is None:
-        image = ensure_image(recipe, console, open_store(settings.store))
+        image = ensure_image(recipe, console, store)
     else:
         image = RunImage(recipe, images[0], built=False, environment_id=images[1])
     state = "built just now" if image.built else "already built"
     console.print(f"image {recipe.tag} ({state})", markup=False, highlight=False)
-    identity = run_identity(settings.root, image, identity_overrides or {})
-    spec = ContainerSpec(image.id, settings, options, identity, invocation or new_invocation_id())
+    overrides = {"code_package": package.digest, **(identity_overrides or {})}
+    identity = run_identity(settings.root, image, overrides)
+    spec = ContainerSpec(
+        image.id, settings, options, identity, invocation or new_invocation_id(), code_dir
+    )
     return run_container(spec)
 
 

@@ -35,7 +35,13 @@ from aeromancy.launcher.engine import docker_client
 from aeromancy.leftovers import abandoned, owner
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import CACHE_ENV, STORE_ENV, Settings, default_cache_dir
-from aeromancy.tracking.wandb_setup import RUNS_DIRNAME, prepare_runs_dir, resolve_mode, runs_dir
+from aeromancy.tracking.wandb_setup import (
+    CONTAINER_WANDB_DIR,
+    RUNS_DIRNAME,
+    prepare_runs_dir,
+    resolve_mode,
+    runs_dir,
+)
 
 # Passed through when set on the host: boto3's, W&B's and MLflow's standard variables.
 CREDENTIAL_VARS = (
@@ -75,6 +81,7 @@ class ContainerSpec:
     options: RunOptions
     identity: RunIdentity
     invocation: str
+    code_dir: Path | None = None  # the materialized code package, mounted read-only at /app
 
     @property
     def name(self) -> str:
@@ -113,6 +120,8 @@ def container_environment(spec: ContainerSpec, host_env: Mapping[str, str]) -> d
     }
     if os.getuid() != 0:
         values["HOME"] = "/tmp"
+    if wandb_runs_mount(spec, host_env) is not None and not host_env.get("WANDB_DIR"):
+        values["WANDB_DIR"] = CONTAINER_WANDB_DIR
     passthrough = (*CREDENTIAL_VARS, *spec.settings.env_passthrough)
     values.update({name: host_env[name] for name in passthrough if name in host_env})
     check_extra_env_vars(spec.options, host_env)
@@ -142,6 +151,8 @@ def docker_run_args(
         args.append("-t")
     for path in _mounts(spec.settings.store):
         args += ["-v", f"{path}:{path}"]
+    if spec.code_dir is not None:
+        args += ["-v", f"{spec.code_dir}:{CONTAINER_ROOT}:ro"]
     wandb_mount = wandb_runs_mount(spec, host_env)
     if wandb_mount is not None:
         args += ["-v", f"{wandb_mount[0]}:{wandb_mount[1]}"]
@@ -215,13 +226,14 @@ def wandb_runs_mount(spec: ContainerSpec, host_env: Mapping[str, str]) -> tuple[
 
     Offline W&B runs must outlive the container for ``aeromancy sync``: the host's runs
     directory (``$WANDB_DIR/wandb``, else ``<project>/wandb``, git-ignored) is mounted
-    where W&B writes inside (the same path, else ``/app/wandb``).
+    where W&B writes inside: the same path, else ``/aeromancy-wandb/wandb`` with
+    ``WANDB_DIR=/aeromancy-wandb`` (not under /app, which is mounted read-only).
     """
     if spec.options.tracker_name != "wandb" or resolve_mode(host_env) == "disabled":
         return None
     host = runs_dir(spec.settings.root, host_env)
     prepare_runs_dir(host)
-    inside = host if host_env.get("WANDB_DIR") else Path(CONTAINER_ROOT) / RUNS_DIRNAME
+    inside = host if host_env.get("WANDB_DIR") else Path(CONTAINER_WANDB_DIR) / RUNS_DIRNAME
     return host, inside
 
 

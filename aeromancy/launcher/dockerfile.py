@@ -2,7 +2,9 @@
 
 Placeholders are ``{{ name }}``; each is replaced by one block of instructions.
 The blocks use only files the launcher puts in the build context under
-``.aeromancy/`` and the committed tree under ``code/``.
+``.aeromancy/``. ``{{ project_code }}`` marks where the code would go: it is not built
+in but mounted read-only at /app when the container starts (a code package), so the
+template may hold nothing but comments after it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ PROJECT_VENV = "/opt/project/venv"  # exactly the project's pdm.lock, nothing el
 PROJECT_PYTHON_ENV = "AEROMANCY_PROJECT_PYTHON"  # the interpreter tasks run in
 PLACEHOLDERS = ("base_image", "debian_packages", "python_dependencies", "aeromancy", "project_code")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
-CODE_BLOCK = "COPY code/ /app/"
+CODE_BLOCK = (
+    "# The project's code: a code package, mounted read-only at /app when the container starts"
+)
 _INSTALL = "install --no-index --no-cache-dir --require-hashes --find-links"
 EXTRAS_CONTEXT = ".aeromancy/runtime-extras"  # wheels of what Aeromancy's extras add
 

@@ -1,10 +1,12 @@
-"""The run image: tagged by what goes into it, reused when present, else built offline.
+"""The environment image: tagged by what goes into it, reused when present, else built offline.
 
-The tag hashes the base image id, the rendered Dockerfile, pdm.lock, Aeromancy's own
-identity and the committed tree, all of which are known without building, so an
-image that exists is found in well under a second. A build sends a context of
-``code/`` (``git archive`` of the commit, never the working directory) and
-``.aeromancy/`` (requirements, wheels, .deb files) and runs with no network.
+The tag hashes the base image id, the rendered Dockerfile up to the project's code,
+pdm.lock and Aeromancy's own identity, all known without building, so an image that
+exists is found in well under a second. The image holds no project code: the commit's
+tree reaches the container as a code package (:mod:`aeromancy.environments.code_package`),
+so a code-only commit builds nothing. A build sends a context of ``.aeromancy/``
+(requirements, wheels, .deb files; pyproject.toml and pdm.lock come from the commit,
+never the working directory) and runs with no network.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aeromancy.environments.layout import check_repository
 from aeromancy.environments.shelf import ImageShelf
-from aeromancy.errors import ImageBuildError, InfrastructureError
+from aeromancy.errors import ImageBuildError, InfrastructureError, UsageError
 from aeromancy.launcher import debian
 from aeromancy.launcher.baseimage import BaseImage, resolve_base_image
 from aeromancy.launcher.dockerfile import (
@@ -95,22 +97,37 @@ def plan_image(
     repository = check_repository(repository) if repository else repository_name(project)
     packages = tuple(sorted(set(debian_packages)))
     debian.check_package_names(packages)
-    base = resolve_base_image(base_image, console)
     template = _committed_file(committed, TEMPLATE_NAME) or default_template()
+    wanted = tuple(sorted(set(extras)))
+    dockerfile = render(template, base_image, packages, wanted)
+    check_nothing_after_code(dockerfile)
+    base = resolve_base_image(base_image, console)
     lock = _committed_file(committed, LOCKFILE) or ""
     note = version_note(lock)
     if note:
         console.print(f"note: {note}", markup=False, highlight=False)
-    wanted = tuple(sorted(set(extras)))
-    dockerfile = render(template, base_image, packages, wanted)
     lockfile_hash = "sha256:" + hashlib.sha256(lock.encode()).hexdigest()
-    digest = hashlib.sha256()
-    for part in (base.id, dockerfile, lockfile_hash, self_identity(), committed.tree):
-        digest.update(part.encode() + b"\0")
-    tag = f"{repository}:{digest.hexdigest()[:24]}"
-    return ImageRecipe(
-        project, committed, base, packages, dockerfile, lockfile_hash, tag, repository, wanted
+    recipe = ImageRecipe(
+        project, committed, base, packages, dockerfile, lockfile_hash, "", repository, wanted
     )
+    return replace(recipe, tag=dependency_tag(recipe, split_at_code(dockerfile)[0]))
+
+
+def check_nothing_after_code(dockerfile: str) -> None:
+    """Raise UsageError when the template has instructions after ``{{ project_code }}``.
+
+    The code is mounted when the container starts, not built into the image, so
+    nothing in the image can use it.
+    """
+    _head, tail = split_at_code(dockerfile)
+    lines = [line.strip() for line in tail.splitlines()[1:]]
+    after = [line for line in lines if line and not line.startswith("#")]
+    if after:
+        raise UsageError(
+            f"{TEMPLATE_NAME} has instructions after {{{{ project_code }}}} ({after[0][:60]}); "
+            "the code is mounted read-only when the container starts, so no build step can use it",
+            "move them above {{ project_code }}, or into a task",
+        )
 
 
 def repository_name(project: str) -> str:
@@ -120,30 +137,19 @@ def repository_name(project: str) -> str:
 
 
 def ensure_image(recipe: ImageRecipe, console: Console, store: Store | None = None) -> RunImage:
-    """Return the image of ``recipe``, building it only when no image has its tag.
+    """Return the environment image of ``recipe``, building it only when no image has its tag.
 
     With a ``store``, an image missing here is loaded from the store's saved images
     instead of built, and each image used is saved there unless it is already.
     """
-    head, tail = split_at_code(recipe.dockerfile)
-    dependencies = dependency_tag(recipe, head)
+    head, _tail = split_at_code(recipe.dockerfile)
     shelf = ImageShelf(store, console)
-    existing = _image_id(recipe.tag) or shelf.load(dependencies, recipe.tag)
-    if existing:
-        environment_id = _image_id(dependencies)
-        shelf.keep(dependencies, environment_id)
-        shelf.keep(recipe.tag, existing)
-        return RunImage(recipe, existing, built=False, environment_id=environment_id)
-    # Two builds: the dependency image (everything before the code), found by its own tag,
-    # then the code on top. A code-only commit sends only the code and builds one layer.
-    environment_id = _image_id(dependencies) or shelf.load(dependencies)
-    if not environment_id:
-        environment_id = _build(dependencies, _dependency_context(recipe, head, console), console)
-    shelf.keep(dependencies, environment_id)
-    code_dockerfile = f"FROM {dependencies}\n{tail}"
-    image_id = _build(recipe.tag, _code_context(recipe, code_dockerfile), console)
+    image_id = _image_id(recipe.tag) or shelf.load(recipe.tag)
+    built = not image_id
+    if built:
+        image_id = _build(recipe.tag, _dependency_context(recipe, head, console), console)
     shelf.keep(recipe.tag, image_id)
-    return RunImage(recipe, image_id, built=True, environment_id=environment_id)
+    return RunImage(recipe, image_id, built=built, environment_id=image_id)
 
 
 def environment_recipe_id(recipe: ImageRecipe, head: str) -> str:
@@ -178,15 +184,6 @@ def _image_id(tag: str) -> str:
 def _committed_file(committed: CommittedTree, name: str) -> str | None:
     shown = git(committed.repo_root, "show", f"{committed.treeish}:{name}")
     return shown.stdout if shown.returncode == 0 else None
-
-
-def _code_context(recipe: ImageRecipe, dockerfile: str) -> bytes:
-    """Return the code image's build context: its Dockerfile and the committed tree."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", dockerfile.encode())
-        _add_commit(tar, _commit_archive(recipe.committed))
-    return buffer.getvalue()
 
 
 def _dependency_context(recipe: ImageRecipe, dockerfile: str, console: Console) -> bytes:
@@ -246,14 +243,6 @@ def _member_bytes(archive: tarfile.TarFile, name: str) -> bytes:
     except KeyError:
         handle = None
     return handle.read() if handle is not None else b""
-
-
-def _add_commit(tar: tarfile.TarFile, archive: tarfile.TarFile) -> None:
-    for member in archive.getmembers():
-        if member.type == tarfile.XGLTYPE or member.name == "pax_global_header":
-            continue
-        copied = _normalised(member, "code/" + member.name)
-        tar.addfile(copied, archive.extractfile(member) if member.isfile() else None)
 
 
 def _normalised(info: tarfile.TarInfo, name: str) -> tarfile.TarInfo:

@@ -2,12 +2,14 @@
 
 The recorded commit is checked out into a temporary git worktree (the user's own
 tree is neither used nor touched), every input is pinned to its recorded version,
-the task gets its recorded config, and the recorded image runs it: the local one,
-else the one saved in the store. Only where it is in neither is the image rebuilt
-from that commit, which is said in one line. ``--verify`` then compares every output
-file's sha256 with the original's (and, after a rebuild, names the environment facts
-that differ). W&B runs go where the project's own do (``$WANDB_DIR``, else the
-project's ``wandb/``), never into the temporary worktree.
+the task gets its recorded config, and the recorded image runs it (the local one,
+else the one saved in the store) with the recorded code package mounted (else the
+commit's tree packed from git, which is said in one line). Only where the image is in
+neither place is it rebuilt from that commit, which is said in one line too.
+``--verify`` then compares every output file's sha256 with the original's (and, after
+a rebuild, names the environment facts that differ). W&B runs go where the project's
+own do (``$WANDB_DIR``, else the project's ``wandb/``), never into the temporary
+worktree.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
+from aeromancy.environments.code_package import CodePackage
 from aeromancy.errors import NotFound, UsageError
 from aeromancy.experiments.compare import (
     Difference,
@@ -61,6 +64,7 @@ def rerun(
     repo_root, subdir = _repository_of(settings.root, commit)
     invocation = new_invocation_id()
     images = recorded_images(store, record, console)
+    package = recorded_code(store, settings.project, record, console)
     if images is None:
         console.print(
             f"environment rebuilt: image {short(str(record.get('image_id') or 'unknown'))} "
@@ -91,6 +95,7 @@ def rerun(
             identity_overrides=overrides,
             invocation=invocation,
             images=images,
+            code=package,
         )
     if code != 0 or not verify:
         return code
@@ -128,6 +133,29 @@ def recorded_images(
     if not ImageShelf(store, console).load_ids(*wanted):
         return None
     return image_id, environment_id
+
+
+def recorded_code(
+    store: Store, project: str, record: Mapping[str, Any], console: Console
+) -> CodePackage | None:
+    """Return the recorded code package, or None (saying so) when the rerun must take
+    the commit's tree from git: the record names none, or the store lacks it."""
+    from aeromancy.environments.code_package import find
+
+    digest = str(record.get("code_package") or "")
+    commit = str(record.get("git_commit") or "")
+    found = find(store, project, commit) if digest else None
+    if found is not None and found.digest == digest:
+        return found
+    what = f"code package {digest[7:19]}" if digest else "no code package"
+    where = "is not in the store" if digest else "is recorded"
+    console.print(
+        f"code from git: {what} of run {record.get('run_id')} {where}; "
+        f"packing commit {commit[:12]} from the repository",
+        markup=False,
+        highlight=False,
+    )
+    return None
 
 
 def _print_differences(console: Console, differences: list[Difference]) -> None:

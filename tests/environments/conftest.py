@@ -164,14 +164,16 @@ def records(store: str) -> list[dict[str, Any]]:
 
 
 def forget_images(record: Mapping[str, Any]) -> None:
-    """Remove the run image and the dependency image of ``record`` (both made here).
+    """Remove the environment image of ``record`` (made here), and its run image if the
+    record names another (records from before code packages).
 
-    The run image goes with its untagged parents (its code layer's build steps, this
+    A run image goes with its untagged parents (its code layer's build steps, this
     test's own, down to the dependency image), which would otherwise keep the
-    dependency image as their parent; the dependency image keeps its parents, the
+    dependency image as their parent; the environment image keeps its parents, the
     build cache other builds may share.
     """
-    remove_image(str(record["image_id"]), prune=True)
+    if record["image_id"] != record["environment_image_id"]:
+        remove_image(str(record["image_id"]), prune=True)
     remove_image(str(record["environment_image_id"]), prune=False)
     for image_id in (record["image_id"], record["environment_image_id"]):
         assert not image_exists(str(image_id))

@@ -144,9 +144,7 @@ def test_committed_submodules_are_part_of_the_package(tmp_path: Path, store_url:
     assert (folder / "lib/shared/__init__.py").read_text() == "VALUE = 42\n"
 
 
-def test_a_submodule_not_checked_out_is_refused_in_one_line(
-    tmp_path: Path, store_url: str
-) -> None:
+def test_a_submodule_not_checked_out_is_refused_in_one_line(tmp_path: Path, store_url: str) -> None:
     library = make_repo(tmp_path / "library", {"shared.py": "VALUE = 42\n"})
     source = make_repo(tmp_path / "source", {"pipeline.py": "import shared\n"})
     git(source, "submodule", "add", "-q", str(library), "lib")

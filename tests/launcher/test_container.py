@@ -166,7 +166,9 @@ def test_tracked_run_records_the_image_then_skips_with_the_image_reused(
     assert record["environment_recipe"].startswith("recipe:")
     assert any(tag.startswith("aeromancy/demo:deps-") for tag in environment.tags)
     assert record["environment_key"] == record["environment_recipe"]
-    assert record["environment_image_id"] != record["image_id"]
+    # The run image is the environment image: the code is a package mounted at /app.
+    assert record["environment_image_id"] == record["image_id"]
+    assert record["code_package"].startswith("sha256:")
     assert record["environment"]["python"]["executable"].startswith("/opt/aeromancy/venv/")
     assert "python3-venv" in record["environment"]["debian_packages"]
 
@@ -204,6 +206,7 @@ def test_commit_that_leaves_task_code_alone_keeps_tasks_up_to_date(
     assert docs_only.returncode == 0, docs_only.stderr
     assert "skipped (up to date)" in docs_only.stdout
     assert len(records(local_store_url)) == 1
+    assert "(already built)" in docs_only.stderr  # no build: see test_code_only_commit.py
 
     (root / "helper.py").write_text('GREETING = "hello"\n')
     commit(root, "the task's helper changes")
@@ -212,7 +215,8 @@ def test_commit_that_leaves_task_code_alone_keeps_tasks_up_to_date(
     assert "ran" in changed.stdout
     first, second = records(local_store_url)
     assert second["environment_image_id"] == first["environment_image_id"]
-    assert second["image_id"] != first["image_id"]
+    assert second["image_id"] == first["image_id"]
+    assert second["code_package"] != first["code_package"]
     assert output_text(local_store_url, "greeting", root.parent) == "hello"
 
 

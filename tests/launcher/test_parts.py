@@ -20,8 +20,8 @@ from aeromancy.launcher.container import (
     needs_host_network,
     secret_env_file,
 )
-from aeromancy.launcher.dockerfile import default_template, render
-from aeromancy.launcher.image import repository_name
+from aeromancy.launcher.dockerfile import CODE_BLOCK, default_template, render
+from aeromancy.launcher.image import check_nothing_after_code, repository_name
 from aeromancy.launcher.pins import parse_requirements
 from aeromancy.launcher.rerun import compare_environments, config_overrides, input_pins
 from aeromancy.launcher.wheelhouse import platform_tags, supported_tags
@@ -86,10 +86,11 @@ def test_default_template_renders_every_layer_in_order() -> None:
         dockerfile.index("/tmp/aeromancy-self/*.whl"),
         dockerfile.index("venv --without-pip /opt/project/venv"),
         dockerfile.index("ENV AEROMANCY_PROJECT_PYTHON=/opt/project/venv/bin/python"),
-        dockerfile.index("COPY code/ /app/"),
+        dockerfile.index(CODE_BLOCK),
     ]
     assert order == sorted(order)
-    assert dockerfile.rstrip().endswith("COPY code/ /app/")  # nothing after the code layer
+    assert dockerfile.rstrip().endswith(CODE_BLOCK)  # nothing after the code's place
+    assert "COPY code/" not in dockerfile  # the code is mounted, never built in
     assert "dpkg" not in render(default_template(), "base:1", [])
 
 
@@ -110,6 +111,18 @@ def test_extras_add_one_layer_after_the_runtime_and_change_nothing_else() -> Non
     assert order == sorted(order)
     # Only what the extra adds differs: the lines before it are shared, so is their layer.
     assert with_mlflow.startswith(plain[: plain.index("# Aeromancy: the launcher's own code")])
+
+
+def test_instructions_after_the_code_are_refused_in_one_line() -> None:
+    template = default_template().replace(
+        "{{ project_code }}", "{{ project_code }}\n# a comment is fine\nRUN pip install -e ."
+    )
+    check_nothing_after_code(render(default_template() + "\n# only a comment\n", "b:1", []))
+    with pytest.raises(UsageError) as caught:
+        check_nothing_after_code(render(template, "base:1", []))
+    assert "instructions after {{ project_code }} (RUN pip install -e .)" in str(caught.value)
+    assert "move them above {{ project_code }}" in str(caught.value)
+    assert caught.value.exit_code == 2
 
 
 def test_unknown_placeholder_is_refused() -> None:
