@@ -62,3 +62,9 @@ def gc(
     )
     for ref in report.versions:
         stdout_console().print(f"  {ref}", markup=False, highlight=False)
+    if report.code_packages:
+        stdout_console().print(
+            f"gc {verb} {len(report.code_packages)} code package(s) no run record uses",
+            markup=False,
+            highlight=False,
+        )

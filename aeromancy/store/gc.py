@@ -3,9 +3,11 @@
 What is kept (the roots): every manifest of every project in both namespaces, every
 image record (``images/<id>.json``: its config and layer blobs) and every code
 package (``code/<project>/<commit>.json``: its files), and the output log each run
-record names (``log``). Deleting image records and
-code packages that no run record uses is left to a later change: here they only
-keep their blobs alive (the extension point is :func:`_root_digests`).
+record names (``log``). Code packages that no run record names and older than the
+grace period are deleted first (:mod:`aeromancy.environments.code_usage`), so their
+files' blobs go unless another package shares them. Deleting image records that no
+run record uses is left to a later change: here they only keep their blobs alive
+(the extension point is :func:`_root_digests`).
 
 Safety against a publish running at the same time:
 
@@ -59,6 +61,7 @@ class GcReport:
     blobs: int = 0
     blob_bytes: int = 0
     kept_young: int = 0
+    code_packages: list[str] = field(default_factory=list)  # keys no run record names
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ def collect(backend: Backend, options: GcOptions) -> GcReport:
                 backend.delete(key)
         kept = [version for key, version in manifests if key not in doomed]
         referenced = {f.sha256 for version in kept for f in version.files}
-        referenced |= _root_digests(backend)
+        report.code_packages = _unused_code_packages(backend, options)
+        referenced |= _root_digests(backend, skip=set(report.code_packages))
         referenced |= _log_digests(backend)
         _sweep_blobs(backend, referenced, options, report)
     return report
@@ -203,12 +207,23 @@ def _created(version: ArtifactVersion) -> datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
 
 
-def _root_digests(backend: Backend) -> set[str]:
-    """Return the blobs image records and code packages name (they are always kept)."""
+def _unused_code_packages(backend: Backend, options: GcOptions) -> list[str]:
+    """Delete (unless a dry run) the code packages no run record names; return their keys."""
+    from aeromancy.environments.code_usage import unused_code_packages
+
+    unused = unused_code_packages(backend, options.grace_seconds)
+    if not options.dry_run:
+        for key in unused:
+            backend.delete(key)
+    return unused
+
+
+def _root_digests(backend: Backend, skip: set[str]) -> set[str]:
+    """Return the blobs image records and code packages name, but those in ``skip``."""
     digests: set[str] = set()
     for prefix in ("images/", "code/"):
         for key in backend.list_prefix(prefix):
-            data = backend.read_bytes(key) if key.endswith(".json") else None
+            data = backend.read_bytes(key) if key.endswith(".json") and key not in skip else None
             if data is None:
                 continue
             try:

@@ -170,3 +170,34 @@ def test_a_package_that_does_not_match_its_digest_is_refused(
 
     with pytest.raises(StoreDamaged, match="does not match its digest"):
         find(open_store(local_store_url), "demo", package.commit)
+
+
+def test_gc_deletes_the_packages_no_record_uses_and_keeps_the_others(
+    tmp_path: Path, store_url: str
+) -> None:
+    from aeromancy.store.gc import GcOptions, collect
+
+    root = make_repo(tmp_path / "demo", {"pipeline.py": "X = 1\n", "shared.py": "S = 1\n"})
+    store = open_store(store_url)
+    used = publish(store, "demo", check_committed_tree(root))
+    write(root, {"pipeline.py": "X = 2\n"})
+    unused = publish(store, "demo", check_committed_tree(root))
+    record = {"run_id": "r1", "git_commit": used.commit, "code_package": used.digest}
+    store.put_run_record("demo", "r1", record)
+
+    dry = collect(store.backend, GcOptions(dry_run=True, grace_seconds=0))
+    assert dry.code_packages == [unused.key]
+    assert store.backend.exists(unused.key)
+    report = collect(store.backend, GcOptions(grace_seconds=0))
+
+    assert report.code_packages == [unused.key]
+    assert not store.backend.exists(unused.key)
+    assert find(store, "demo", used.commit) == used
+    assert store.has_blobs(entry.sha256 for entry in used.files)
+    (changed,) = [entry for entry in unused.files if entry.path == "pipeline.py"]
+    assert not store.has_blobs([changed.sha256])  # its own blob went; shared.py's stayed
+    write(root, {"pipeline.py": "X = 3\n"})
+    fresh = publish(store, "demo", check_committed_tree(root))
+    young = collect(store.backend, GcOptions())  # within the grace period: maybe a live run
+    assert young.code_packages == []
+    assert store.backend.exists(fresh.key)
