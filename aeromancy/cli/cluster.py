@@ -32,6 +32,7 @@ def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None
     """
     from aeromancy.cluster.containers import ClusterPlan, start_cluster, uses_host_network
     from aeromancy.cluster.session import check_store_kind
+    from aeromancy.environments.code_package import materialize, publish
     from aeromancy.launcher.git_gate import check_committed_tree
     from aeromancy.launcher.image import ensure_image, plan_image
     from aeromancy.launcher.lockfile import check_lockfile
@@ -48,7 +49,9 @@ def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None
         settings.project, committed, settings.base_image, settings.debian_packages, err,
         repository=settings.image_repository,
     )  # fmt: skip
-    image = ensure_image(recipe, err, open_store(settings.store))
+    store = open_store(settings.store)
+    code = publish(store, settings.project, committed)  # mounted at /app: the image has none
+    image = ensure_image(recipe, err, store)
     plan = ClusterPlan(
         cluster_name,
         image.id,
@@ -56,6 +59,7 @@ def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None
         workers,
         threads,
         uses_host_network(settings, os.environ),
+        str(materialize(store, code)),
     )
     err.print(f"starting cluster {cluster_name}: {workers} workers of {recipe.tag}", markup=False)
     running = start_cluster(plan, settings, os.environ)

@@ -61,6 +61,7 @@ class ClusterPlan:
     workers: int
     threads: int
     host_network: bool
+    code_dir: str = ""  # the commit's code package, mounted read-only at /app (the image has none)
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,14 @@ def _common_options(
     environment.update({name: environ[name] for name in passthrough if name in environ})
     options: dict[str, Any] = {"environment": environment, "working_dir": CONTAINER_ROOT}
     store = local_store_path(settings.store)
+    volumes: dict[str, dict[str, str]] = {}
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
-        options["volumes"] = {str(store): {"bind": str(store), "mode": "rw"}}
+        volumes[str(store)] = {"bind": str(store), "mode": "rw"}
+    if plan.code_dir:
+        volumes[plan.code_dir] = {"bind": CONTAINER_ROOT, "mode": "ro"}
+    if volumes:
+        options["volumes"] = volumes
     if os.getuid() != 0:
         options["user"] = f"{os.getuid()}:{os.getgid()}"
         environment["HOME"] = "/tmp"
