@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 PIPELINE = """
 import json
 import os
+import threading
 from pathlib import Path
 
 from aeromancy import task
@@ -164,3 +166,18 @@ def test_the_recorded_peak_rss_is_the_tasks_own(
     assert 5 * mib < small["max_rss_bytes"] < 80 * mib
     assert big["max_rss_bytes"] - small["max_rss_bytes"] > 290 * mib
     assert big["cpu_user_s"] + big["cpu_system_s"] > 0
+
+
+def test_the_fork_servers_thread_check_sees_native_threads() -> None:
+    # The fork server forks only while native_threads() is 1; the check must see threads.
+    from aeromancy.execution.child.zygote import native_threads
+
+    before = native_threads()
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert native_threads() == before + 1
+    finally:
+        stop.set()
+        thread.join()

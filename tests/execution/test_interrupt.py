@@ -1,4 +1,7 @@
-"""Ctrl-C of ``aeromancy run`` stops every task's process, exits 130, publishes nothing."""
+"""Ctrl-C of ``aeromancy run`` stops every task's process, exits 130, publishes nothing.
+
+Each test runs with task processes forked by the fork server and spawned.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
 
 if TYPE_CHECKING:
     from conftest import ProjectFactory
@@ -45,6 +50,12 @@ def three(ctx):
     (ctx.workdir / "out.txt").write_text("three")
     ctx.save("three", ctx.workdir / "out.txt")
 """
+
+
+@pytest.fixture(autouse=True, params=["1", "0"], ids=["forked", "spawned"])
+def start_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AEROMANCY_FORK_SERVER", request.param)
+    return str(request.param)
 
 
 def alive(pid: int) -> bool:
