@@ -174,7 +174,7 @@ def _imported_names(path: Path, source: bytes, package: str) -> Iterator[str]:
         tree = ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError):
         return
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield from _with_parents(alias.name)
@@ -188,6 +188,26 @@ def _imported_names(path: Path, source: bytes, package: str) -> Iterator[str]:
             for alias in node.names:
                 if alias.name != "*":
                     yield f"{base}.{alias.name}" if base else alias.name
+
+
+#: The fields of a statement that hold statements (an import is always a statement).
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.AST]:
+    """Yield every statement of ``body`` and of the blocks nested in it, at any depth.
+
+    Unlike ``ast.walk`` it never descends into expressions (decorators, calls, literals),
+    which hold no import statement and make up most of a large module's tree.
+    """
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in _BLOCKS:
+            block = getattr(node, name, None)
+            if isinstance(block, list):
+                stack.extend(block)
 
 
 def _with_parents(dotted: str) -> Iterator[str]:
