@@ -8,7 +8,7 @@ stderr instead):
 - ``{"protocol": 1, "ok": true, "tasks": [...], "task_modules": [...], "modules": [...],
   "read": [...], "path": [...]}``: one entry per task, ``[name, module index, inputs,
   outputs, config defaults, declared files, annotated parameter types]`` (a list, not
-  an object: 50,000 tasks load twice as fast), the module index pointing into
+  an object: 3.9 MB instead of 11.4 MB for 50,000 tasks), the module index pointing into
   ``task_modules`` (``[dotted name, file]``); then the project files of the modules it
   imported and the other project files it read (relative paths), and the directories
   of the interpreter's import path outside the project;
