@@ -88,3 +88,43 @@ def test_unknown_run_ids_exit_2_naming_what_exists(project: Project) -> None:
     assert "no run 20991231-nope in project exp" in result.output
     assert train["run_id"] in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_diff_names_debian_package_python_and_image_changes(project: Project) -> None:
+    project.ok("run", "--dev", "--tracker", "none", "--only", "prepare")
+    [record] = project.records_of("prepare")
+    environment = record["environment"]
+    a = {
+        **record,
+        "run_id": "20261201-000001-aaaaaaaa",
+        "image_id": "sha256:" + "1" * 64,
+        "environment": {
+            **environment,
+            "python": {**environment["python"], "version": "3.11.7"},
+            "debian_packages": {"libc6": "2.36-9", "curl": "7.88.1-10", "gone": "1.0"},
+        },
+    }
+    b = {
+        **a,
+        "run_id": "20261201-000002-bbbbbbbb",
+        "image_id": "sha256:" + "2" * 64,
+        "environment": {
+            **a["environment"],
+            "python": {**environment["python"], "version": "3.12.1"},
+            "debian_packages": {"libc6": "2.36-9+deb12u4", "curl": "7.88.1-10", "new": "2.0"},
+        },
+    }
+    for made in (a, b):
+        project.store().put_run_record("exp", made["run_id"], made, namespace="dev")
+
+    found = json.loads(project.ok("diff", a["run_id"], b["run_id"], "--format", "json").stdout)
+
+    assert found["debian_packages"] == {
+        "added": [{"key": "new", "a": None, "b": "2.0"}],
+        "removed": [{"key": "gone", "a": "1.0", "b": None}],
+        "changed": [{"key": "libc6", "a": "2.36-9", "b": "2.36-9+deb12u4"}],
+    }
+    environment_changes = {c["key"]: (c["a"], c["b"]) for c in found["environment"]}
+    assert environment_changes["Python"] == ("3.11.7", "3.12.1")
+    assert environment_changes["image"] == (a["image_id"], b["image_id"])
+    assert found["config"] == found["inputs"] == found["outputs"] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -200,3 +201,44 @@ def test_a_sweep_declared_in_pyproject(project: Project) -> None:
     result = project.cli(*RUN, "--sweep-from", "grid", "--sweep", "train.lr=3")
     assert result.exit_code == 2
     assert "--sweep train.lr is given twice" in result.output
+
+
+BARRIER = """\
+import os
+import time
+from pathlib import Path
+
+from aeromancy import Context, task
+
+
+@task(outputs=["out"])
+def wait(ctx: Context, n: int = 0) -> None:
+    # Each variant checks in, then waits until the other one has: only variants that
+    # run at the same time both get past this.
+    barrier = Path(os.environ["BARRIER_DIR"])
+    (barrier / f"{n}").write_text("here")
+    deadline = time.monotonic() + 120
+    while len(list(barrier.iterdir())) < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the other variant never ran alongside")
+        time.sleep(0.05)
+    path = ctx.workdir / "out.txt"
+    path.write_text(str(n))
+    ctx.save("out", path)
+"""
+
+
+def test_j_runs_variants_at_the_same_time(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write("pipeline.py", BARRIER)
+    project.commit("barrier")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    monkeypatch.setenv("BARRIER_DIR", str(barrier))
+    project.ok(*RUN, "--sweep", "wait.n=1,2", "-j", "2")
+    runs = project.records_of("wait")
+    assert sorted(r["config"]["n"] for r in runs) == [1, 2]
+    assert {r["status"] for r in runs} == {"succeeded"}
+    first, second = sorted(runs, key=lambda r: r["started"])
+    assert second["started"] < first["ended"]  # the two runs overlap
