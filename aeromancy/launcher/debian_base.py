@@ -37,17 +37,32 @@ def build_debian_base_image(
     changes = ["--change", 'CMD ["/bin/bash"]']
     for key, value in (labels or {}).items():
         changes += ["--change", f"LABEL {key}={value}"]
+    # Imported untagged: `docker import` makes an image of whatever arrived, even an
+    # empty stream when mmdebstrap failed, so the tag goes on only once both succeeded.
     imported = subprocess.run(
-        ["docker", "import", *changes, "-", tag],
+        ["docker", "import", *changes, "-"],
         stdin=bootstrap.stdout,
         capture_output=True,
         check=False,
     )
     if bootstrap.stdout is not None:
         bootstrap.stdout.close()
+    image_id = imported.stdout.decode().strip()
     if bootstrap.wait() != 0 or imported.returncode != 0:
+        _remove_image(image_id)
         detail = imported.stderr.decode(errors="replace").strip()[-500:]
         raise ImageBuildError(f"building the base image {tag} failed: {detail or 'mmdebstrap'}")
+    tagged = subprocess.run(["docker", "tag", image_id, tag], capture_output=True, check=False)
+    if tagged.returncode != 0:
+        _remove_image(image_id)
+        detail = tagged.stderr.decode(errors="replace").strip()[-500:]
+        raise ImageBuildError(f"tagging the base image {tag} failed: {detail}")
+
+
+def _remove_image(image_id: str) -> None:
+    """Remove an image this module imported but did not tag (a failed build's)."""
+    if image_id:
+        subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True, check=False)
 
 
 #: Label that ``aeromancy base-image`` puts on every image it builds (value: the suite).

@@ -97,3 +97,26 @@ def test_without_a_docker_engine_it_fails_with_exit_3(tmp_path: Path) -> None:
     assert result.returncode == 3, result.stderr
     assert "no Docker engine answers" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_failed_bootstrap_leaves_no_image_under_the_tag(fresh_tag: str) -> None:
+    # `docker import` turns even an empty stream into an image; a failed mmdebstrap
+    # once left a 0-byte image under the tag, which every later run took as built.
+    if shutil.which("mmdebstrap") is None:
+        pytest.skip("mmdebstrap is missing (apt-get install mmdebstrap)")
+    client = _client()
+    marker = uuid.uuid4().hex
+    result = aeromancy(
+        "base-image",
+        "--tag",
+        fresh_tag,
+        "--label",
+        f"t={marker}",
+        "--mirror",
+        "http://127.0.0.1:9/debian",
+    )
+    assert result.returncode == 3, result.stderr
+    assert f"building the base image {fresh_tag} failed" in result.stderr
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(fresh_tag)
+    assert client.images.list(all=True, filters={"label": f"t={marker}"}) == []
