@@ -6,6 +6,7 @@ They are read once per base image id by running the image (no network) and cache
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
@@ -99,16 +100,28 @@ def _local_or_pulled(ref: str, console: Console) -> Image:
 
 
 def _probe(image: Image) -> dict[str, str]:
-    command = ["python3", "-c", _PROBE]
+    # Created, started and removed by hand: `containers.run(remove=True)` leaves the
+    # container behind when it cannot start (an image without python3).
+    client = docker_client()
+    container = None
     try:
-        output = docker_client().containers.run(
-            str(image.id), command, remove=True, network_mode="none", entrypoint=[]
+        container = client.containers.create(
+            str(image.id), ["python3", "-c", _PROBE], network_mode="none", entrypoint=[]
         )
+        container.start()
+        status = container.wait()
+        output = container.logs(stdout=True, stderr=False)
+        if status.get("StatusCode") != 0:
+            raise docker.errors.DockerException(f"python3 exited with {status.get('StatusCode')}")
     except docker.errors.DockerException as exc:
         raise ImageBuildError(
             f"base image {image.tags or image.id} has no working python3 ({exc})",
             "use a base image with Python 3 (e.g. python:3.11-slim)",
         ) from exc
+    finally:
+        if container is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
     facts: dict[str, str] = json.loads(bytes(output).decode().strip().splitlines()[-1])
     return facts
 
