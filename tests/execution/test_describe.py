@@ -342,3 +342,24 @@ def test_the_describing_child_needs_only_the_standard_library(tmp_path: Path) ->
     )
     top = {name.partition(".")[0] for name in json.loads(done.stdout)}
     assert top - set(sys.stdlib_module_names) == {"aeromancy", "__main__"}
+
+
+def test_a_dotted_module_under_src_is_described_and_cached(
+    local_project_with: ProjectFactory, tmp_path: Path
+) -> None:
+    marker = tmp_path / "imports.log"
+    project = local_project_with("")
+    project.write("src/flows/__init__.py", "")
+    project.write("src/flows/helpers.py", "N = 1\n")
+    project.write(
+        "src/flows/main.py",
+        MARKED.format(marker=str(marker)).replace("import helpers", "from flows import helpers"),
+    )
+    assert project.cli("run", "--dev", "flows.main").exit_code == 0
+    first = imports(marker)
+    assert project.cli("run", "--dev", "flows.main").exit_code == 0
+    assert imports(marker) == first
+    project.write("src/flows/helpers.py", "N = 5\n")
+    result = project.cli("run", "--dev", "flows.main")
+    assert result.exit_code == 0, result.output
+    assert sorted(r["config"]["n"] for r in project.records_of("first")) == [1, 5]
