@@ -157,7 +157,7 @@ class _Filler:
                 if old != key:
                     self.backend.delete(old)
                     cached.packs.discard(old)
-        except AeromancyError as exc:
+        except (AeromancyError, OSError) as exc:  # e.g. read-only: only speed is lost
             logger.debug("could not store a run pack: %s", exc)
 
 

@@ -145,5 +145,5 @@ class RunPacker:
             return
         try:
             write_pack(self.backend, self.namespace, self.project, entries)
-        except AeromancyError as exc:
+        except (AeromancyError, OSError) as exc:  # e.g. read-only: only speed is lost
             logger.debug("could not store a run pack: %s", exc)
