@@ -125,17 +125,50 @@ class AeromancyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # the help text, as click prints it
+        except click.UsageError as err:
+            _refuse(ctx, _usage_line(err), 2)
+            raise  # not reached: _refuse exits
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AeromancyError as err:
-            from aeromancy.cli.output import print_error, stderr_console
+            _refuse(ctx, str(err), err.exit_code)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as err:  # click's own: a bad option, argument or PATH
+            _refuse(ctx, _usage_line(err), 2)
+        except PermissionError as err:  # a file of the user's no check above caught
+            where = err.filename or "a file"
+            _refuse(
+                ctx,
+                f"permission denied: {where} (make it readable for you, or give another path)",
+                2,
+            )
 
-            state = ctx.find_object(CliState)
-            if state is not None and state.debug:
-                logging.getLogger("aeromancy").exception("error")
-            print_error(stderr_console(), str(err))
-            ctx.exit(err.exit_code)
+
+def _usage_line(err: click.UsageError) -> str:
+    """Return click's usage error as one line: its message and where the help is."""
+    message = err.format_message().rstrip()
+    if err.ctx is None:
+        return message
+    return f"{message} (see `{err.ctx.command_path} --help`)"
+
+
+def _refuse(ctx: click.Context, line: str, exit_code: int) -> None:
+    """Print ``error: line`` on stderr (the traceback too with --debug) and exit."""
+    from aeromancy.cli.output import print_error, stderr_console
+
+    state = ctx.find_object(CliState)
+    if state is not None and state.debug:
+        logging.getLogger("aeromancy").exception("error")
+    print_error(stderr_console(), line)
+    ctx.exit(exit_code)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -52,6 +52,14 @@ def collect_files(source: Path) -> list[SourceFile]:
     recursively. Raises UsageError when ``source`` is missing or holds no files,
     InvalidName when a symlink leads outside it.
     """
+    try:
+        source.lstat()
+    except FileNotFoundError:
+        pass  # said below
+    except OSError as exc:  # EACCES: a folder on the way is not searchable
+        raise UsageError(
+            f"cannot read {source}: {exc.strerror or exc}", "make it readable, or push another path"
+        ) from exc
     if source.is_symlink():
         raise InvalidName(
             f"{source} is a symbolic link (to {os.path.realpath(source)})",
@@ -60,6 +68,7 @@ def collect_files(source: Path) -> list[SourceFile]:
     if not source.exists():
         raise UsageError(f"{source} does not exist", "give the path of a file or directory")
     if source.is_file():
+        _check_readable(source, str(source))
         return [SourceFile(check_relative_path(source.name), source, source.stat().st_size)]
     if not source.is_dir():
         raise UsageError(f"{source} is not a regular file or directory", "push a file or a folder")
@@ -115,7 +124,17 @@ def _entry_files(
             raise InvalidName(f"symlink {rel_path} makes a loop", "remove the looping link")
         return _walk(Path(entry.path), rel_path, root_real, ancestors | {real})
     if stat.S_ISREG(info.st_mode):
+        _check_readable(Path(entry.path), rel_path)
         return [SourceFile(rel_path, Path(entry.path), info.st_size)]
     raise UsageError(
         f"{rel_path} is not a regular file (socket, fifo or device)", "remove it before pushing"
     )
+
+
+def _check_readable(path: Path, shown: str) -> None:
+    """Refuse a file this process may not read, before any blob of the push is written."""
+    if not os.access(path, os.R_OK):
+        raise UsageError(
+            f"cannot read {shown}: permission denied",
+            "make it readable, or remove it before pushing",
+        )
