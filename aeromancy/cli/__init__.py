@@ -49,7 +49,10 @@ COMMANDS: dict[str, Entry] = {
         "List every difference between two runs: config, inputs, code, environment, metrics,"
         " outputs.",
     ),
-    "gc": Entry("gc:gc", "Delete the blobs that no manifest, image or code package references."),
+    "gc": Entry(
+        "gc:gc",
+        "Delete the blobs, images and code packages that no manifest or run record references.",
+    ),
     "graph": Entry("inspect:graph", "Draw the task graph (text, dot, mermaid or png)."),
     "images": Entry(
         "images:images",

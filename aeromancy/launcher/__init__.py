@@ -9,8 +9,9 @@ debian, dockerfile, image, container, rerun.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec
 
 from aeromancy.run_options import RunOptions
 from aeromancy.settings import Settings
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from aeromancy.launcher.git_gate import CommittedTree
     from aeromancy.launcher.image import RunImage
 
+P = ParamSpec("P")
 IN_CONTAINER_ENV = "AEROMANCY_IN_CONTAINER"
 INVOCATION_ENV = "AEROMANCY_INVOCATION"
 
@@ -51,6 +53,22 @@ def launch_tracked_run(settings: Settings, options: RunOptions) -> int:
     return run_committed(settings, options, committed, console)
 
 
+def _holding_gc_lease(
+    launch: Callable[Concatenate[Settings, P], int],
+) -> Callable[Concatenate[Settings, P], int]:
+    """Run ``launch`` holding a gc lease (:func:`aeromancy.store.gc.launching`): no gc
+    deletes an image or code package while the launch may still name it in a record."""
+
+    def held(settings: Settings, /, *args: P.args, **kwargs: P.kwargs) -> int:
+        from aeromancy.store import gc, open_store
+
+        with gc.launching(open_store(settings.store).backend):
+            return launch(settings, *args, **kwargs)
+
+    return held
+
+
+@_holding_gc_lease
 def run_committed(
     settings: Settings,
     options: RunOptions,

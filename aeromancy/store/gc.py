@@ -1,13 +1,15 @@
-"""Garbage collection: delete the blobs nothing references (and, on request, old versions).
+"""Garbage collection: delete what nothing references (and, on request, old versions).
 
-What is kept (the roots): every manifest of every project in both namespaces, every
-image record (``images/<id>.json``: its config and layer blobs) and every code
-package (``code/<project>/<commit>.json``: its files), and the output log each run
-record names (``log``). Code packages that no run record names and older than the
-grace period are deleted first (:mod:`aeromancy.environments.code_usage`), so their
-files' blobs go unless another package shares them. Deleting image records that no
-run record uses is left to a later change: here they only keep their blobs alive
-(the extension point is :func:`_root_digests`).
+What is kept (the roots): every manifest of every project in both namespaces, and
+what the run records name (:mod:`aeromancy.store.gc_records`): their output logs,
+the environment images and code packages they ran in. A stored image or code package
+that no record names, older than the grace period, is deleted with its tag records
+(:mod:`aeromancy.store.gc_environments`); then the blobs nothing left names.
+
+``--keep-last N`` / ``--older-than DAYS`` also delete old versions, but never one a
+run record names as an input (lineage and ``rerun`` need it). A record's own outputs
+are not protected: deleting them is what those options are for; the record stays,
+and its task is then out of date (outputs gone).
 
 Safety against a publish running at the same time:
 
@@ -20,6 +22,12 @@ Safety against a publish running at the same time:
    and uploads again any that is not (a blob it found present, or had just sent,
    may have been deleted by a gc that listed the manifests before this one). So
    every manifest's blobs are present once its publish returns.
+3. A tracked launch holds a lease (:func:`launching`) from before it looks for its
+   image and code package until its container has exited: while a live lease
+   exists, gc deletes no image and no code package (their records come last). The
+   launch writes its lease, then waits for any gc already running; a gc lists the
+   leases after writing its start marker. So either gc sees the lease or the launch
+   looks for its image and package only once that gc has ended.
 """
 
 from __future__ import annotations
@@ -31,23 +39,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from aeromancy.errors import StoreDamaged
 from aeromancy.leftovers import STALE_SECONDS, abandoned, owner
 from aeromancy.store.backend import Backend
 from aeromancy.store.blobs import BLOBS_PREFIX
+from aeromancy.store.gc_environments import Environments, sort_environments
+from aeromancy.store.gc_records import RecordRefs, record_refs
 from aeromancy.store.layout import parse_manifest_key
 from aeromancy.store.manifest import ArtifactVersion, Namespace
 from aeromancy.store.manifest_check import parse_manifest
 
 GC_PREFIX = "gc/"
 START, END = ".start.json", ".end.json"
+LEASE_PREFIX = "gc/launches/"
 #: Slack between this machine's clock and the store's, in seconds.
 CLOCK_MARGIN = 300.0
 DEFAULT_GRACE_SECONDS = 3600.0
 MANIFEST_PREFIXES = ("artifacts/", "dev/artifacts/")
-RUN_PREFIXES = ("runs/", "dev/runs/")
 #: How often a publisher looks again whether a gc has finished.
 POLL_SECONDS = 0.5
 
@@ -58,10 +67,16 @@ class GcReport:
 
     dry_run: bool
     versions: list[str] = field(default_factory=list)
+    #: Keys of the image records and code packages deleted (or that would be).
+    images: list[str] = field(default_factory=list)
+    code_packages: list[str] = field(default_factory=list)
     blobs: int = 0
     blob_bytes: int = 0
     kept_young: int = 0
-    code_packages: list[str] = field(default_factory=list)  # keys no run record names
+    #: Versions --keep-last/--older-than would delete but a run record read.
+    kept_inputs: int = 0
+    #: Why no image or code package was deleted, when something stopped it.
+    environments_kept: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,18 +98,62 @@ def collect(backend: Backend, options: GcOptions) -> GcReport:
     report = GcReport(options.dry_run)
     with _running(backend, options.dry_run):
         manifests = _manifests(backend)
-        doomed = _old_versions(manifests, options)
+        refs = record_refs(backend)
+        doomed = _old_versions(manifests, options, refs, report)
         report.versions = sorted(version.ref for key, version in manifests if key in doomed)
+        environments = _environments(backend, refs, options, report)
         if not options.dry_run:
-            for key in doomed:
+            for key in [*doomed, *environments.keys]:
                 backend.delete(key)
         kept = [version for key, version in manifests if key not in doomed]
         referenced = {f.sha256 for version in kept for f in version.files}
-        report.code_packages = _unused_code_packages(backend, options)
-        referenced |= _root_digests(backend, skip=set(report.code_packages))
-        referenced |= _log_digests(backend)
+        referenced |= environments.kept_digests | refs.logs
         _sweep_blobs(backend, referenced, options, report)
     return report
+
+
+def _environments(
+    backend: Backend, refs: RecordRefs, options: GcOptions, report: GcReport
+) -> Environments:
+    """Sort images and code packages; none is deletable while a launch or a bad record is."""
+    if refs.unreadable:
+        report.environments_kept = f"{len(refs.unreadable)} run record(s) unreadable"
+    elif _live_leases(backend, options.dry_run):
+        report.environments_kept = "a tracked run is being launched"
+    cutoff = time.time() - options.grace_seconds
+    found = sort_environments(backend, refs, cutoff, deletable=not report.environments_kept)
+    report.images = list(found.doomed_images)
+    report.code_packages = list(found.doomed_code)
+    return found
+
+
+@contextmanager
+def launching(backend: Backend) -> Iterator[None]:
+    """Hold a lease for a tracked launch: no gc deletes an image or code package meanwhile.
+
+    Entered before the launch looks for (or saves) its image and code package; it
+    waits for a gc already running to end. Left once the run records are written.
+    """
+    lease = f"{LEASE_PREFIX}{owner()}-{uuid.uuid4().hex}.json"
+    backend.create(lease, json.dumps({"started": time.time()}).encode())
+    try:
+        wait_for_gc(backend)
+        yield
+    finally:
+        backend.delete(lease)
+
+
+def _live_leases(backend: Backend, dry_run: bool) -> bool:
+    """Return True when a launch that is still alive holds a lease; stale ones are removed
+    (those of dead processes on this host, or a day old)."""
+    live = False
+    for info in backend.list_objects(LEASE_PREFIX):
+        if abandoned(info.key[len(LEASE_PREFIX) :], info.modified, STALE_SECONDS):
+            if not dry_run:
+                backend.delete(info.key)
+        else:
+            live = True
+    return live
 
 
 @contextmanager
@@ -117,6 +176,8 @@ def _runs(backend: Backend) -> dict[str, dict[str, float]]:
     """Return {gc run: {"start"/"end": when its marker was written}} from the markers."""
     found: dict[str, dict[str, float]] = {}
     for info in backend.list_objects(GC_PREFIX):
+        if info.key.startswith(LEASE_PREFIX):
+            continue
         for suffix, kind in ((START, "start"), (END, "end")):
             if info.key.endswith(suffix):
                 found.setdefault(info.key[: -len(suffix)], {})[kind] = info.modified
@@ -178,9 +239,19 @@ def _manifests(backend: Backend) -> list[tuple[str, ArtifactVersion]]:
     return found
 
 
-def _old_versions(manifests: list[tuple[str, ArtifactVersion]], options: GcOptions) -> set[str]:
-    """Return the manifest keys that ``keep_last`` and ``older_than_days`` let go."""
+def _old_versions(
+    manifests: list[tuple[str, ArtifactVersion]],
+    options: GcOptions,
+    refs: RecordRefs,
+    report: GcReport,
+) -> set[str]:
+    """Return the manifest keys ``keep_last`` and ``older_than_days`` let go.
+
+    Never one a run record names as an input, and none while a record is unreadable.
+    """
     if options.keep_last is None and options.older_than_days is None:
+        return set()
+    if refs.unreadable:
         return set()
     keep = options.keep_last if options.keep_last is not None else 1
     cutoff = None
@@ -194,8 +265,12 @@ def _old_versions(manifests: list[tuple[str, ArtifactVersion]], options: GcOptio
     for versions in by_artifact.values():
         versions.sort()
         for _number, key, version in versions[: max(0, len(versions) - keep)]:
-            if cutoff is None or _created(version) < cutoff:
-                doomed.add(key)
+            if cutoff is not None and _created(version) >= cutoff:
+                continue
+            if (version.project, version.name, version.label) in refs.inputs:
+                report.kept_inputs += 1
+                continue
+            doomed.add(key)
     return doomed
 
 
@@ -205,67 +280,6 @@ def _created(version: ArtifactVersion) -> datetime:
     except ValueError:
         return datetime.now(timezone.utc)  # unknown age: never old enough
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
-
-
-def _unused_code_packages(backend: Backend, options: GcOptions) -> list[str]:
-    """Delete (unless a dry run) the code packages no run record names; return their keys."""
-    from aeromancy.environments.code_usage import unused_code_packages
-
-    unused = unused_code_packages(backend, options.grace_seconds)
-    if not options.dry_run:
-        for key in unused:
-            backend.delete(key)
-    return unused
-
-
-def _root_digests(backend: Backend, skip: set[str]) -> set[str]:
-    """Return the blobs image records and code packages name, but those in ``skip``."""
-    digests: set[str] = set()
-    for prefix in ("images/", "code/"):
-        for key in backend.list_prefix(prefix):
-            data = backend.read_bytes(key) if key.endswith(".json") and key not in skip else None
-            if data is None:
-                continue
-            try:
-                document = json.loads(data)
-            except ValueError as exc:
-                raise StoreDamaged(
-                    f"the store is damaged: {key} is not JSON; gc cannot tell what it needs",
-                    "repair or delete it, then run gc again",
-                ) from exc
-            digests |= set(_sha256_values(document))
-    return digests
-
-
-def _log_digests(backend: Backend) -> set[str]:
-    """Return the task output logs run records name (``log``: a blob's sha256); kept
-    while their record exists. An unreadable record names none."""
-    digests: set[str] = set()
-    for prefix in RUN_PREFIXES:
-        for key in backend.list_prefix(prefix):
-            data = backend.read_bytes(key) if key.endswith(".json") else None
-            try:
-                log = json.loads(data).get("log") if data is not None else None
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(log, str):
-                digests.add(log)
-    return digests
-
-
-def _sha256_values(document: Any) -> Iterator[str]:
-    """Yield every string under a ``sha256`` key anywhere in a JSON document."""
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if key == "sha256" and isinstance(value, str):
-                    yield value
-                else:
-                    stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 def _sweep_blobs(
