@@ -20,6 +20,7 @@ from aeromancy.cli.output import (
     table,
     timestamp,
 )
+from aeromancy.cli.owner import check_project
 from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.store import ArtifactVersion, parse_ref
@@ -82,7 +83,9 @@ def push(
     tracker_name = tracker or state.settings.tracker or "none"
     # Opened before publishing: a tracker that cannot be used refuses the push (exit 2).
     opened = make_tracker(tracker_name)
+    claim_name = check_project(state)
     version = state.store.publish(state.settings.project, name, path, type=type_, metadata=fields)
+    claim_name()
     console = stdout_console()
     console.print(
         f"pushed [bold]{version.ref}[/bold]: {len(version.files)} file(s), "

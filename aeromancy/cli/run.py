@@ -24,6 +24,7 @@ from aeromancy.cli.output import (
     stdout_console,
     table,
 )
+from aeromancy.cli.owner import check_project
 from aeromancy.cli.state import CliState
 from aeromancy.errors import TaskFailed, UsageError
 from aeromancy.execution.backend import LocalBackend
@@ -416,8 +417,10 @@ def run(
     os.chdir(settings.root)
     if options.dev:
         identity = identity_from_git(settings.root)
+        claim_name = check_project(state, identity.git_remote or None)
         run_graph(state, options, "dev", identity, dev_environment_key(settings.root))
-    elif inside_container():
+        claim_name()
+    elif inside_container():  # the launcher on the host checked the project's name
         identity = RunIdentity.from_environ()
         run_graph(state, options, "tracked", identity, identity.environment_key())
     else:
@@ -431,7 +434,11 @@ def run(
 
             check_store_kind(settings.store)
             check_reachable(options.cluster)
-        ctx.exit(launch_tracked_run(settings, options))
+        claim_name = check_project(state)
+        code = launch_tracked_run(settings, options)
+        if code == 0:
+            claim_name()
+        ctx.exit(code)
 
 
 def _cluster(option: str | None, dev: bool, setting: str) -> str | None:
