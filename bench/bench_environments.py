@@ -75,9 +75,14 @@ def timed(run: Callable[[], object]) -> float:
 
 
 def base_image() -> str:
-    """Return a local Debian base image: the tests' or the launcher benchmark's."""
+    """Return a local Debian base image: ``AEROMANCY_BENCH_BASE_IMAGE``, else the tests'
+    or the launcher benchmark's (an empty one, left by a failed import, is passed over)."""
+    if os.environ.get("AEROMANCY_BENCH_BASE_IMAGE"):
+        return os.environ["AEROMANCY_BENCH_BASE_IMAGE"]
     client = docker.from_env()
     for image in client.images.list():
+        if not image.attrs.get("Size"):
+            continue
         for tag in image.tags:
             if tag.startswith(("aeromancy-test-base:", "aeromancy-bench-base:")):
                 return str(tag)

@@ -26,11 +26,13 @@ import docker
 from rich.console import Console
 from rich.table import Table
 
+from aeromancy.environments.code_package import materialize, publish
 from aeromancy.launcher.debian_base import build_debian_base_image
 from aeromancy.launcher.git_gate import check_committed_tree
-from aeromancy.launcher.image import ensure_image, plan_image
+from aeromancy.launcher.image import ImageRecipe, ensure_image, plan_image
 from aeromancy.launcher.lockfile import check_lockfile
 from aeromancy.settings import load_settings
+from aeromancy.store import open_store
 
 BASE_TAG = "aeromancy-bench-base:bookworm"
 AEROMANCY = str(Path(sys.executable).parent / "aeromancy")
@@ -96,6 +98,14 @@ def commit(root: Path) -> None:
     git(root, "commit", "-q", "-m", "bench")
 
 
+def plan_of(root: Path, base: str | None = None) -> ImageRecipe:
+    """Return the recipe of the project's image (gates included)."""
+    settings = load_settings(root)
+    committed = check_committed_tree(root)
+    check_lockfile(root, committed)
+    return plan_image(settings.project, committed, base or settings.base_image, [], QUIET)
+
+
 def build(root: Path, base: str | None = None) -> float:
     """Return the seconds to gate, plan and build (or reuse) the project's image."""
     started = time.monotonic()
@@ -121,6 +131,35 @@ def time_to_first_task(root: Path, store: Path) -> float:
     return float(line.split()[1]) - started
 
 
+def host_side(root: Path, store: Path) -> float:
+    """Return the seconds the launcher spends before ``docker run`` after a code-only
+    commit: gates, plan, code package (stored and materialized), image look-up."""
+    commit(root)
+    started = time.monotonic()
+    settings = load_settings(root)
+    committed = check_committed_tree(root)
+    check_lockfile(root, committed)
+    recipe = plan_image(settings.project, committed, settings.base_image, [], QUIET)
+    opened = open_store(store)
+    materialize(opened, publish(opened, settings.project, committed))
+    ensure_image(recipe, QUIET, opened)
+    return time.monotonic() - started
+
+
+def command_start() -> float:
+    """Return the seconds ``aeromancy --version`` takes (the CLI's own start-up)."""
+    started = time.monotonic()
+    subprocess.run([AEROMANCY, "--version"], check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def container_start(image_id: str) -> float:
+    """Return the seconds ``docker run --rm IMAGE true`` takes (create, start, remove)."""
+    started = time.monotonic()
+    subprocess.run(["docker", "run", "--rm", image_id, "true"], check=True, capture_output=True)
+    return time.monotonic() - started
+
+
 def fresh_base(base: str) -> str:
     """Return a new image id equal to ``base`` in content, so no build cache applies."""
     client = docker.from_env()
@@ -135,6 +174,7 @@ def median(runs: int, measure: Callable[[], float]) -> float:
 
 def main() -> None:
     console = Console()
+    start_load = os.getloadavg()
     base = base_image()
     with tempfile.TemporaryDirectory(prefix="aeromancy-bench-") as scratch:
         folder = Path(scratch)
@@ -149,6 +189,10 @@ def main() -> None:
             return time_to_first_task(root, store)
 
         after_commit = median(5, code_only)
+        host = median(5, lambda: host_side(root, store))
+        cli = median(5, command_start)
+        image_id = ensure_image(plan_of(root), QUIET).id
+        container = median(5, lambda: container_start(image_id))
         full = build(root, fresh_base(base))
     table = Table(title="launcher benchmark (median seconds)", title_justify="left")
     for column in ("measurement", "seconds", "target", "seconds / target"):
@@ -156,12 +200,20 @@ def main() -> None:
     rows = [
         ("`aeromancy run` to first task, nothing changed (n=5)", startup, 3.0),
         ("`aeromancy run` to first task after a code-only commit (n=5)", after_commit, 3.0),
+        ("  of which: `aeromancy --version` (n=5)", cli, None),
+        ("  of which: host side after a code-only commit, in-process (n=5)", host, None),
+        ("  of which: `docker run --rm IMAGE true` (n=5)", container, None),
         ("full build from the base image, warm wheelhouse (n=1)", full, None),
     ]
     for label, seconds, target in rows:
         ratio = f"{seconds / target:.2f}" if target else "-"
         table.add_row(label, f"{seconds:.2f}", f"{target:.0f}" if target else "-", ratio)
     console.print(table)
+    print("\n| measurement | seconds | target | seconds / target |\n|---|---:|---:|---:|")
+    for label, seconds, target in rows:
+        ratio = f"{seconds / target:.2f}" if target else "-"
+        print(f"| {label.strip()} | {seconds:.2f} | {target or '-'} | {ratio} |")
+    print(f"load average at the start {start_load}, at the end {os.getloadavg()}")
     shutil.rmtree(folder, ignore_errors=True)
 
 

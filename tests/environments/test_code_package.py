@@ -201,3 +201,34 @@ def test_gc_deletes_the_packages_no_record_uses_and_keeps_the_others(
     young = collect(store.backend, GcOptions())  # within the grace period: maybe a live run
     assert young.code_packages == []
     assert store.backend.exists(fresh.key)
+
+
+def test_rerun_takes_the_recorded_package_else_says_it_packs_from_git(
+    tmp_path: Path, store_url: str
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from aeromancy.launcher.rerun import recorded_code
+
+    root = make_repo(tmp_path / "demo", {"pipeline.py": "X = 1\n"})
+    store = open_store(store_url)
+    package = publish(store, "demo", check_committed_tree(root))
+    said = io.StringIO()
+    console = Console(file=said, width=300)
+    record = {"run_id": "r1", "git_commit": package.commit, "code_package": package.digest}
+
+    assert recorded_code(store, "demo", record, console) == package
+    assert said.getvalue() == ""
+    older = {"run_id": "r0", "git_commit": package.commit}  # a record from before packages
+    assert recorded_code(store, "demo", older, console) is None
+    store.backend.delete(package.key)
+    assert recorded_code(store, "demo", record, console) is None
+
+    assert said.getvalue().splitlines() == [
+        f"code from git: no code package of run r0 is recorded; packing commit "
+        f"{package.commit[:12]} from the repository",
+        f"code from git: code package {package.digest[7:19]} of run r1 is not in the store; "
+        f"packing commit {package.commit[:12]} from the repository",
+    ]
