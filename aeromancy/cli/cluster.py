@@ -30,7 +30,12 @@ def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None
     pdm.lock). Prints the scheduler's address, for `aeromancy run --cluster`, and
     the dashboard's URL.
     """
-    from aeromancy.cluster.containers import ClusterPlan, start_cluster, uses_host_network
+    from aeromancy.cluster.containers import (
+        ClusterPlan,
+        refuse_if_up,
+        start_cluster,
+        uses_host_network,
+    )
     from aeromancy.cluster.session import check_store_kind
     from aeromancy.environments.code_package import materialize, publish
     from aeromancy.launcher.git_gate import check_committed_tree
@@ -42,6 +47,7 @@ def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None
     settings = state.settings
     cluster_name = check_name(name or settings.project, "cluster name")
     check_store_kind(settings.store)
+    refuse_if_up(cluster_name)  # before an image is built, not after
     err = stderr_console()
     committed = check_committed_tree(settings.root)
     check_lockfile(settings.root, committed)

@@ -49,6 +49,7 @@ DASK = f"{AEROMANCY_VENV}/bin/dask"
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 READY_TIMEOUT_S = 120.0
+SATURATION_ENV = "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,7 @@ def start_cluster(
     the engine fails or the workers do not join within :data:`READY_TIMEOUT_S`; a cluster
     that did not come up is removed again.
     """
-    if find_containers(plan.name):
-        raise UsageError(
-            f"cluster {plan.name} is up already",
-            f"`aeromancy cluster down --name {plan.name}` first, or choose another --name",
-        )
+    refuse_if_up(plan.name)
     try:
         running = _start(plan, settings, environ)
         _wait_ready(running)
@@ -100,6 +97,15 @@ def start_cluster(
         stop_cluster(plan.name)
         raise
     return running
+
+
+def refuse_if_up(name: str) -> None:
+    """Raise UsageError (exit 2) when a cluster called ``name`` has containers."""
+    if find_containers(name):
+        raise UsageError(
+            f"cluster {name} is up already",
+            f"`aeromancy cluster down --name {name}` first, or choose another --name",
+        )
 
 
 def _start(plan: ClusterPlan, settings: Settings, environ: Mapping[str, str]) -> RunningCluster:
@@ -121,8 +127,17 @@ def _start(plan: ClusterPlan, settings: Settings, environ: Mapping[str, str]) ->
             f"{SCHEDULER_PORT}/tcp": ("127.0.0.1", None),
             f"{DASHBOARD_PORT}/tcp": ("127.0.0.1", None),
         }
+    # One task run per worker thread: Dask's default (1.1) queues a second long task
+    # on a busy one-thread worker while another worker idles.
+    environment = {**common["environment"], SATURATION_ENV: "1.0"}
     scheduler = _run(
-        client, plan, "scheduler", [DASK, *command], common, network=network, ports=ports
+        client,
+        plan,
+        "scheduler",
+        [DASK, *command],
+        {**common, "environment": environment},
+        network=network,
+        ports=ports,
     )
     if not plan.host_network:
         address, dashboard = _published(scheduler)

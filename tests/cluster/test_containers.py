@@ -120,7 +120,8 @@ class Cluster:
         return open_store(url or self.store_url)
 
     def worker_hosts(self) -> dict[str, str]:
-        """Return {container hostname: container name} of the workers up now."""
+        """Return {container hostname: container name} of the workers up now (on the
+        host's network every container has the host's name)."""
         found = docker.from_env().containers.list(filters={"label": f"{CLUSTER_LABEL}={self.name}"})
         return {c.attrs["Config"]["Hostname"]: c.name for c in found if "worker" in (c.name or "")}
 
@@ -231,8 +232,9 @@ def test_diamond_on_the_cluster_matches_a_local_run_and_uses_both_workers(
     ran = cluster.aeromancy("run", "--cluster", cluster.address, "--only", ",".join(DIAMOND))
     assert ran.returncode == 0, ran.stderr + ran.stdout
     assert "cluster " + cluster.address + ": 2 workers, 2 threads" in ran.stderr
-    for task in DIAMOND:
-        assert re.search(rf"^{task} started on worker-[12]$", ran.stderr, re.MULTILINE), ran.stderr
+    placed = dict(re.findall(r"^(\w+) started on (worker-[12])$", ran.stderr, re.MULTILINE))
+    assert sorted(placed) == sorted(DIAMOND), ran.stderr
+    assert set(placed.values()) == {"worker-1", "worker-2"}, ran.stderr  # left and right
     local = cluster.aeromancy("run", "--only", ",".join(DIAMOND), store=cluster.local_store_url)
     assert local.returncode == 0, local.stderr
     on_cluster = digests_by_run(cluster.store())
@@ -263,6 +265,52 @@ def test_a_2x4_sweep_matches_a_local_run(cluster: Cluster) -> None:
     assert on_cluster == contents(cluster.store(cluster.local_store_url))
     hosts = {r["environment"]["host"] for r in cluster.store().list_run_records("clusterdemo")}
     assert hosts == set(cluster.worker_hosts())
+
+
+def test_a_second_cluster_of_the_same_name_is_refused(cluster: Cluster) -> None:
+    again = cluster.aeromancy("cluster", "up", "--name", cluster.name)
+    assert again.returncode == 2
+    assert f"cluster {cluster.name} is up already" in again.stderr
+    workers = docker.from_env().containers.list(
+        filters={"label": [f"{CLUSTER_LABEL}={cluster.name}", "aeromancy.cluster.role"]}
+    )
+    assert len([c for c in workers if "worker" in (c.name or "")]) == 2
+
+
+def test_a_worker_of_another_environment_image_is_refused(cluster: Cluster) -> None:
+    if cluster.store_url.startswith("s3://"):
+        pytest.skip("checked on the directory store's cluster (its own network)")
+    engine = docker.from_env()
+    scheduler = engine.containers.get(container_name(cluster.name, "scheduler"))
+    image = scheduler.image.id if scheduler.image is not None else ""
+    other = "sha256:" + "0" * 64
+    inner = f"tcp://{container_name(cluster.name, 'scheduler')}:8786"
+    rogue = engine.containers.run(
+        image,
+        ["/opt/aeromancy/venv/bin/dask", "worker", inner, "--name", "rogue"],
+        name=container_name(cluster.name, "rogue"),
+        labels={CLUSTER_LABEL: cluster.name},
+        environment={
+            "AEROMANCY_WORKER_ENVIRONMENT_IMAGE": other,
+            "AEROMANCY_STORE": cluster.store_url,
+        },
+        volumes={cluster.store_url: {"bind": cluster.store_url, "mode": "rw"}},
+        network=container_name(cluster.name, "network"),
+        detach=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while b"Registered to" not in rogue.logs() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        refused = cluster.aeromancy("run", "--cluster", cluster.address, "--only", "ingest")
+        assert refused.returncode == 2, refused.stderr + refused.stdout
+        lines = [line for line in refused.stderr.splitlines() if "error" in line]
+        assert len(lines) == 1, refused.stderr
+        assert "cluster refused: worker " in lines[0]
+        assert f"runs environment image {'0' * 12}, this run's is " in lines[0]
+        assert "started on" not in refused.stderr
+    finally:
+        rogue.remove(force=True)
 
 
 def test_a_worker_killed_mid_task_has_its_task_run_again_once(cluster: Cluster) -> None:
