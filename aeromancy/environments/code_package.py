@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from aeromancy.environments.code_tree import ExportedTree, TreeFile, TreeLink, export_tree
-from aeromancy.environments.code_usage import CODE_PREFIX
 from aeromancy.errors import NotFound, StoreDamaged
 from aeromancy.launcher.git_gate import CommittedTree
 from aeromancy.leftovers import abandoned, owner
@@ -54,6 +53,7 @@ from aeromancy.store.blobs import BlobStore
 from aeromancy.store.paths import SourceFile, check_relative_path
 from aeromancy.store.progress import transfer_progress
 
+CODE_PREFIX = "code/"
 FORMAT = 1
 PART_PREFIX = ".part-"
 PACKAGES_DIR = "code-packages"  # under the cache; its code/ holds compiled task modules
