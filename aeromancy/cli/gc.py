@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -10,6 +11,7 @@ from aeromancy.cli.output import human_size, print_warning, stderr_console, stdo
 from aeromancy.cli.state import CliState
 
 if TYPE_CHECKING:
+    from aeromancy.environments.local_gc import LocalImages
     from aeromancy.store.gc import GcReport
 
 
@@ -50,7 +52,9 @@ def gc(
     \b
     Kept: every version's files, and the output logs, environment images and code
     packages run records name. --keep-last and --older-than also delete old
-    versions, except those a run record read as an input.
+    versions, except those a run record read as an input. In a project, the local
+    Docker images the launcher built for it that no run record names (older than the
+    grace period, used by no container) are removed too.
     """
     from aeromancy.store.gc import GcOptions, collect
 
@@ -68,6 +72,40 @@ def gc(
             stderr_console(),
             f"no image or code package deleted: {report.environments_kept}; run gc again later",
         )
+        return
+    local = _local_images(state, report, grace * 60)
+    if local is not None and (local.removed or local.in_use):
+        console.print(local_summary(local, report.dry_run), markup=False, highlight=False)
+        for name in local.removed:
+            console.print(f"  {name}", markup=False, highlight=False)
+
+
+def _local_images(state: CliState, report: GcReport, grace_seconds: float) -> LocalImages | None:
+    """Collect the project's unused local images; None outside a project or without Docker."""
+    from aeromancy.environments.layout import check_repository
+    from aeromancy.environments.local_gc import collect_local_images
+    from aeromancy.errors import AeromancyError
+    from aeromancy.launcher.image import repository_name
+
+    try:
+        settings = state.settings
+        configured = settings.image_repository
+        repository = (
+            check_repository(configured) if configured else repository_name(settings.project)
+        )
+    except AeromancyError:
+        return None
+    cutoff = time.time() - grace_seconds
+    return collect_local_images(repository, report.record_images, cutoff, report.dry_run)
+
+
+def local_summary(local: LocalImages, dry_run: bool) -> str:
+    """Return the line saying which local images of the repository gc removed."""
+    verb = "would remove" if dry_run else "removed"
+    line = f"gc {verb} {len(local.removed)} local image(s) of {local.repository}"
+    if local.in_use:
+        line += f" ({len(local.in_use)} kept: a container uses it)"
+    return line
 
 
 def summary(report: GcReport, where: str) -> str:

@@ -77,6 +77,8 @@ class GcReport:
     kept_inputs: int = 0
     #: Why no image or code package was deleted, when something stopped it.
     environments_kept: str = ""
+    #: Image ids (64 hex digits) the readable run records name.
+    record_images: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def collect(backend: Backend, options: GcOptions) -> GcReport:
     with _running(backend, options.dry_run):
         manifests = _manifests(backend)
         refs = record_refs(backend)
+        report.record_images = refs.images
         doomed = _old_versions(manifests, options, refs, report)
         report.versions = sorted(version.ref for key, version in manifests if key in doomed)
         environments = _environments(backend, refs, options, report)
