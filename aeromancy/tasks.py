@@ -226,10 +226,15 @@ def annotated_types(fn: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
     evaluate, or that allows anything (``Any``, a class), is left out: the parameter's
     default then says which type it takes.
     """
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # an annotation that does not evaluate says nothing usable
-        return {}
+    hints = getattr(fn, "__annotations__", None) or {}
+    # Plain classes (``int``, ``float``) mean what they say; anything else (a string
+    # under ``from __future__ import annotations``, ``int | None``, ``Annotated``) is
+    # left to get_type_hints, which costs ~20 us a function: 1 s at 50,000 tasks.
+    if not all(isinstance(value, type) for key, value in hints.items() if key != "return"):
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # an annotation that does not evaluate says nothing usable
+            return {}
     found = {}
     for name, annotation in hints.items():
         allowed = types_of(annotation)
