@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,15 +129,16 @@ def _run(store: Store, item: WorkItem, worker: str) -> WorkAnswer:
     from aeromancy.execution.interpreter import project_python
     from aeromancy.execution.task_run import RunServices, TaskRequest, TaskRun
 
-    _check_code(item.code, item.invocation.root, worker)
+    invocation = replace(item.invocation, root=_code_root(store, item.invocation))
+    _check_code(item.code, invocation.root, worker)
     inputs = {ref: _version(store, found) for ref, found in item.inputs.items()}
     shown = _ShownOutput()
     records: list[dict[str, Any]] = []
     services = RunServices(
-        invocation=item.invocation,
+        invocation=invocation,
         store=store,
         tracker=_tracker(item.tracker),
-        environment=_environment(item.invocation),
+        environment=_environment(invocation),
         remember=lambda record, _outputs, _stored: records.append(dict(record)),
         output=shown,
         prefix=False,
@@ -152,7 +153,7 @@ def _run(store: Store, item: WorkItem, worker: str) -> WorkAnswer:
         item.variant,
         run_id=item.run_id,
     )
-    result = TaskRun(services, request, _children(project_python(item.invocation.root))).execute()
+    result = TaskRun(services, request, _children(project_python(invocation.root))).execute()
     infra = None if result.infrastructure is None else str(result.infrastructure)
     result.infrastructure = None  # sent as text: the host rebuilds the error
     return WorkAnswer(result, records[0] if records else None, shown.chunks, worker, infra)
@@ -202,6 +203,17 @@ def _version(store: Store, ref: InputRef) -> ArtifactVersion:
     return found
 
 
+def _code_root(store: Store, invocation: Invocation) -> Path:
+    """Return the project root to run in: the run's code package, fetched from the store
+    into this worker's cache (once per package), else the worker's own root."""
+    identity = invocation.identity
+    if not identity.code_package:
+        return invocation.root
+    from aeromancy.environments.code_package import fetch
+
+    return fetch(store, invocation.project, identity.git_commit, identity.code_package)
+
+
 def _check_code(code: CodeIdentity, root: Path, worker: str) -> None:
     """Raise InfrastructureError when this worker's copy of the task's code differs."""
     for relative, digest in code.file_digests:
@@ -210,7 +222,7 @@ def _check_code(code: CodeIdentity, root: Path, worker: str) -> None:
         if found != digest:
             raise InfrastructureError(
                 f"worker {worker} has other code than this run ({relative} differs)",
-                "start the cluster from this commit (`aeromancy cluster down` then `up`)",
+                "check that the worker reads the run's store and code package",
             )
 
 
