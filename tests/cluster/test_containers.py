@@ -267,6 +267,31 @@ def test_a_2x4_sweep_matches_a_local_run(cluster: Cluster) -> None:
     assert hosts == set(cluster.worker_hosts())
 
 
+def test_a_new_commit_runs_on_the_cluster_without_a_restart(cluster: Cluster) -> None:
+    """The workers' /app holds the commit they were started from; a task of a later
+    commit runs from that commit's code package, fetched by the worker."""
+    pipeline = cluster.root / "pipeline.py"
+    original = pipeline.read_text()
+    pipeline.write_text(
+        original + "\n\n@task(outputs=['fresh'])\ndef fresh(ctx: Context) -> None:\n"
+        "    out = ctx.workdir / 'fresh.txt'\n    out.write_text('from the new commit')\n"
+        "    ctx.save('fresh', out)\n"
+    )
+    launcher.commit_all(cluster.root, "add fresh")
+    try:
+        ran = cluster.aeromancy("run", "--cluster", cluster.address, "--only", "fresh")
+        assert ran.returncode == 0, ran.stderr + ran.stdout
+        assert re.search(r"^fresh started on worker-[12]$", ran.stderr, re.MULTILINE)
+        [version] = cluster.store().list_versions("clusterdemo", "fresh")
+        [record] = [
+            r for r in cluster.store().list_run_records("clusterdemo") if r["task"] == "fresh"
+        ]
+        assert record["run_id"] == version.run_id
+    finally:
+        pipeline.write_text(original)
+        launcher.commit_all(cluster.root, "remove fresh")
+
+
 def test_a_second_cluster_of_the_same_name_is_refused(cluster: Cluster) -> None:
     again = cluster.aeromancy("cluster", "up", "--name", cluster.name)
     assert again.returncode == 2
