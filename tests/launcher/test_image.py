@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -48,8 +49,15 @@ def run_in(image_id: str, command: str) -> str:
     return bytes(output).decode()
 
 
-def test_clean_tree_builds_once_then_reuses_the_image(make_project: ProjectFactory) -> None:
+def test_clean_tree_builds_once_then_reuses_the_image(
+    make_project: ProjectFactory, commit: Git
+) -> None:
     root = make_project()
+    # The image holds no code, so only the recipe names it: a nonce in the committed
+    # lock makes this one's tag new, whatever "demo" images earlier tests built.
+    with (root / "pdm.lock").open("a") as lock:
+        lock.write(f"# test nonce {uuid.uuid4().hex}\n")
+    commit(root, "a lock of this test's own")
     (root / "ignored.txt").write_text("not committed")  # ignored: must not reach the image
     first = build(root)
     assert first.built
