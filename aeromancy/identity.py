@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -77,8 +76,11 @@ def lockfile_hash(root: Path) -> str:
 
 
 def dev_environment_key(root: Path) -> str:
-    """Return the dev-run environment identity: lockfile hash plus Python version."""
-    python = ".".join(str(part) for part in sys.version_info[:3])
+    """Return the dev-run environment identity: lockfile hash plus the version of the
+    Python the tasks run in (the project's interpreter, not Aeromancy's)."""
+    from aeromancy.execution.interpreter import project_python, python_version
+
+    python = python_version(project_python(root))
     return f"{lockfile_hash(root) or 'no-lockfile'};python={python}"
 
 

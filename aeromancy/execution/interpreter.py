@@ -8,6 +8,7 @@ the interpreter pdm chose for the project (``.pdm-python``), the project's in-pr
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,3 +42,37 @@ def _pdm_python(root: Path) -> Path | None:
     except OSError:
         return None
     return Path(text) if text else None
+
+
+def python_version(interpreter: str) -> str:
+    """Return ``interpreter``'s version as ``X.Y.Z``.
+
+    Read from the venv's ``pyvenv.cfg`` where there is one (no process started), else
+    asked of the interpreter itself.
+    """
+    if os.path.realpath(interpreter) == os.path.realpath(sys.executable):
+        return ".".join(str(part) for part in sys.version_info[:3])
+    recorded = _pyvenv_version(Path(interpreter).parent.parent / "pyvenv.cfg")
+    if recorded:
+        return recorded
+    asked = subprocess.run(
+        [interpreter, "-I", "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return asked.stdout.strip() or "unknown"
+
+
+def _pyvenv_version(config: Path) -> str | None:
+    """Return the Python version a venv's ``pyvenv.cfg`` records, or None."""
+    try:
+        lines = config.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key.strip() in ("version", "version_info"):
+            parts = value.strip().split(".")[:3]
+            return ".".join(parts) if parts[0] else None
+    return None
