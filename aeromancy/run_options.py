@@ -33,6 +33,8 @@ class RunOptions:
     yes: bool = False
     sweep_from: str | None = None  # a [tool.aeromancy.sweeps.NAME] table
     cluster: str | None = None  # tcp://HOST:PORT of a Dask scheduler (tracked runs only)
+    # Worker resources every task run needs on the cluster, over the task's own.
+    cluster_resources: tuple[tuple[str, float], ...] = ()
 
     @property
     def tracker_name(self) -> str:
@@ -68,6 +70,8 @@ class RunOptions:
             argv.append("--yes")
         if self.cluster is not None:
             argv += ["--cluster", self.cluster]
+        for name, amount in self.cluster_resources:
+            argv += ["--cluster-resources", f"{name}={amount!r}"]
         argv += ["--tracker", self.tracker_name, "-j", str(self.jobs)]
         if self.debug:
             argv.append("--debug")

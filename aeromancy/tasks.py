@@ -24,6 +24,7 @@ from types import CodeType, FunctionType, ModuleType
 from typing import Any, TypeVar
 
 from aeromancy.cache_files import cache_path, write_atomically
+from aeromancy.cluster.resources import check_resources
 from aeromancy.errors import GraphError, NotFound, UsageError
 from aeromancy.names import check_name
 
@@ -57,6 +58,8 @@ class TaskSpec:
     # Per config parameter whose annotation says which types it takes, those types;
     # None: read the annotations from ``fn`` when asked.
     param_types: Mapping[str, tuple[type, ...]] | None = None
+    # What a task run needs of a cluster worker ({"GPU": 1}); local runs ignore it.
+    resources: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def module_name(self) -> str:
@@ -79,11 +82,14 @@ def task(
     inputs: Iterable[str] = (),
     outputs: Mapping[str, str] | Iterable[str] = (),
     files: Iterable[str] = (),
+    resources: Mapping[str, float] | None = None,
 ) -> Callable[[F], F]:
     """Mark a function as a task. ``outputs`` is ``{name: type}`` or a list (type "artifact").
 
     ``files`` lists project files and directories (relative to the project root) the task
     reads through native code; files it opens from Python are found without declaring.
+    ``resources`` names what a run of it needs of a cluster worker (``{"GPU": 1}``, Dask
+    worker resources); local runs ignore it.
 
     Raises InvalidName for a bad input or output name and UsageError when the function's
     parameters after ``ctx`` are not keyword parameters with JSON-like defaults.
@@ -96,10 +102,12 @@ def task(
     else:
         output_types = {check_name(name): DEFAULT_OUTPUT_TYPE for name in _as_list(outputs, "out")}
     declared = tuple(_check_declared_file(path) for path in _as_list(files, "files"))
+    needs = check_resources(resources or {}, "@task resources")
 
     def decorate(fn: F) -> F:
         name = check_name(fn.__name__, "task")
-        spec = TaskSpec(name, fn, input_refs, output_types, config_defaults(fn), declared)
+        defaults = config_defaults(fn)
+        spec = TaskSpec(name, fn, input_refs, output_types, defaults, declared, resources=needs)
         _claim_name(fn, name)
         setattr(fn, SPEC_ATTRIBUTE, spec)
         return fn

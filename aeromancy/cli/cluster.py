@@ -22,8 +22,17 @@ def cluster() -> None:
     "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Per worker."
 )
 @click.option("--name", default=None, help="The cluster's name. Default: the project's name.")
+@click.option(
+    "--resources",
+    "resources",
+    multiple=True,
+    metavar="NAME=N[,NAME=N]",
+    help="Worker resources each worker advertises (Dask's), e.g. GPU=1.",
+)
 @click.pass_context
-def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None:
+def up(
+    ctx: click.Context, workers: int, threads: int, name: str | None, resources: tuple[str, ...]
+) -> None:
     """Start a scheduler and N workers as containers of the project's image.
 
     The image is the tracked run's (the same gates: a clean tree and a current
@@ -36,6 +45,7 @@ def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None
         start_cluster,
         uses_host_network,
     )
+    from aeromancy.cluster.resources import describe, parse_resources
     from aeromancy.cluster.session import check_store_kind
     from aeromancy.environments.code_package import materialize, publish
     from aeromancy.launcher.git_gate import check_committed_tree
@@ -43,6 +53,7 @@ def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None
     from aeromancy.launcher.lockfile import check_lockfile
     from aeromancy.store import open_store
 
+    offered = parse_resources(resources, "--resources")
     state = ctx.find_object(CliState) or CliState()
     settings = state.settings
     cluster_name = check_name(name or settings.project, "cluster name")
@@ -66,8 +77,12 @@ def up(ctx: click.Context, workers: int, threads: int, name: str | None) -> None
         threads,
         uses_host_network(settings, os.environ),
         str(materialize(store, code)),
+        offered,
     )
-    err.print(f"starting cluster {cluster_name}: {workers} workers of {recipe.tag}", markup=False)
+    each = f" (each with {describe(offered)})" if offered else ""
+    err.print(
+        f"starting cluster {cluster_name}: {workers} workers of {recipe.tag}{each}", markup=False
+    )
     running = start_cluster(plan, settings, os.environ)
     out = stdout_console()
     out.print(f"scheduler {running.address}", markup=False, highlight=False)

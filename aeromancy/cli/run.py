@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -180,7 +181,7 @@ def run_graph(
         namespace=namespace,
         layers=layers,
     )
-    with where_tasks_run(state, options, identity, err) as (backend, jobs):
+    with where_tasks_run(state, options, identity, err, plan) as (backend, jobs):
         invocation = Invocation(
             project=settings.project,
             root=settings.root,
@@ -244,16 +245,24 @@ def _run_plan(
 
 @contextlib.contextmanager
 def where_tasks_run(
-    state: CliState, options: RunOptions, identity: RunIdentity, err: Console
+    state: CliState, options: RunOptions, identity: RunIdentity, err: Console, plan: Plan
 ) -> Iterator[tuple[BackendFactory, int]]:
     """Yield the backend factory and the jobs: local, or on ``options.cluster``'s workers."""
     if options.cluster is None:
         yield LocalBackend, options.jobs
         return
-    from aeromancy.cluster.session import backend_factory, connect, follow_starts, total_threads
+    from aeromancy.cluster.session import (
+        backend_factory,
+        check_resources_offered,
+        connect,
+        follow_starts,
+        total_threads,
+    )
 
     store = state.settings.store
+    given = dict(options.cluster_resources)
     with connect(options.cluster, identity.environment_image_id, store) as client:
+        check_resources_offered(client, plan, given)
         threads = total_threads(client)
         err.print(
             f"cluster {options.cluster}: {len(client.scheduler_info()['workers'])} workers, "
@@ -267,7 +276,8 @@ def where_tasks_run(
             err.print(f"{where} started on {worker}", markup=False, highlight=False)
 
         follow_starts(client, started)
-        yield backend_factory(client, store, options.tracker_name), max(options.jobs, threads)
+        make = backend_factory(client, store, options.tracker_name, given)
+        yield make, max(options.jobs, threads)
 
 
 # Options that `run` and `rerun` share, so both spell and document them alike.
@@ -348,6 +358,13 @@ docker_args_option = click.option(
     help="Run the tasks on this Dask scheduler's workers (tracked runs only). "
     "Default: AEROMANCY_CLUSTER, else [tool.aeromancy] cluster.",
 )
+@click.option(
+    "--cluster-resources",
+    "cluster_resources",
+    multiple=True,
+    metavar="NAME=N[,NAME=N]",
+    help="Worker resources every task run needs on the cluster, over @task(resources=...).",
+)
 @docker_args_option
 @env_var_option
 @click.pass_context
@@ -373,6 +390,7 @@ def run(
     docker_args: str,
     env_vars: tuple[str, ...],
     cluster: str | None,
+    cluster_resources: tuple[str, ...],
 ) -> None:
     """Run the task graph, skipping what is up to date.
 
@@ -413,6 +431,7 @@ def run(
         yes=yes,
         cluster=_cluster(cluster, dev, settings.cluster),
     )
+    options = _with_resources(options, cluster_resources)
     # Task code reads relative paths (data/raw.csv) from the project root.
     os.chdir(settings.root)
     if options.dev:
@@ -439,6 +458,21 @@ def run(
         if code == 0:
             claim_name()
         ctx.exit(code)
+
+
+def _with_resources(options: RunOptions, given: tuple[str, ...]) -> RunOptions:
+    """Return ``options`` with ``--cluster-resources``; refused (exit 2) without a cluster."""
+    if not given:
+        return options
+    from aeromancy.cluster.resources import parse_resources
+
+    resources = parse_resources(given)
+    if options.cluster is None:
+        raise UsageError(
+            "--cluster-resources needs a cluster (local runs ignore worker resources)",
+            "add --cluster tcp://HOST:PORT, or drop --cluster-resources",
+        )
+    return dataclasses.replace(options, cluster_resources=tuple(sorted(resources.items())))
 
 
 def _cluster(option: str | None, dev: bool, setting: str) -> str | None:

@@ -17,6 +17,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from aeromancy.cluster.resources import Resources, merged
 from aeromancy.cluster.work import InputRef, TaskRef, WorkAnswer, WorkItem, run_on_worker
 from aeromancy.errors import InfrastructureError
 from aeromancy.execution.outcomes import Outcome, TaskResult
@@ -31,9 +32,17 @@ class DaskBackend:
     """Runs each task request as a future on ``client``'s cluster."""
 
     def __init__(
-        self, client: Client, services: RunServices, store_url: str, tracker: str, jobs: int
+        self,
+        client: Client,
+        services: RunServices,
+        store_url: str,
+        tracker: str,
+        jobs: int,
+        *,
+        resources: Resources | None = None,
     ) -> None:
         self.client = client
+        self.resources = dict(resources or {})  # --cluster-resources, over each task's own
         self.services = services
         self.store_url = store_url
         self.tracker = tracker
@@ -43,7 +52,13 @@ class DaskBackend:
 
     def submit(self, request: TaskRequest) -> Future[TaskResult]:
         item = self.work_item(request)
-        future = self.client.submit(run_on_worker, item, key=self.key(request), pure=False)
+        future = self.client.submit(
+            run_on_worker,
+            item,
+            key=self.key(request),
+            pure=False,
+            resources=dict(item.resources) or None,
+        )
         with self._lock:
             self._futures.add(future)
         return self._pool.submit(self._settle, request, future)
@@ -70,6 +85,7 @@ class DaskBackend:
             tracker=self.tracker,
             config_sources=dict(request.config_sources),
             variant=None if request.variant is None else dict(request.variant),
+            resources=merged(spec.resources, self.resources),
         )
 
     def _settle(self, request: TaskRequest, future: Any) -> TaskResult:

@@ -20,12 +20,13 @@ import socket
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
 
 from aeromancy.cluster.fit import ENVIRONMENT_IMAGE_ENV
+from aeromancy.cluster.resources import as_options
 from aeromancy.errors import InfrastructureError, UsageError
 from aeromancy.launcher.container import (
     CONTAINER_ROOT,
@@ -63,6 +64,7 @@ class ClusterPlan:
     threads: int
     host_network: bool
     code_dir: str = ""  # the commit's code package, mounted read-only at /app (the image has none)
+    resources: Mapping[str, float] = field(default_factory=dict)  # each worker advertises them
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,16 @@ def _start(plan: ClusterPlan, settings: Settings, environ: Mapping[str, str]) ->
         role = f"worker-{index}"
         command = [DASK, "worker", inner, "--nthreads", str(plan.threads), "--name", role]
         command += ["--host", "127.0.0.1"] if plan.host_network else []
+        command += worker_resource_args(plan.resources)
         _run(client, plan, role, command, common, network=network, address=address)
     return RunningCluster(plan.name, address, dashboard, plan.workers)
+
+
+def worker_resource_args(resources: Mapping[str, float]) -> list[str]:
+    """Return ``dask worker``'s ``--resources "GPU=1 MEMORY=2"`` arguments ([] for none)."""
+    if not resources:
+        return []
+    return ["--resources", " ".join(as_options(resources))]
 
 
 def _common_options(

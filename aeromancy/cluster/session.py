@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aeromancy.cluster.address import CONNECT_TIMEOUT_S, unreachable
 from aeromancy.cluster.fit import refusal, worker_report
+from aeromancy.cluster.resources import Resources, describe, merged, missing
 from aeromancy.cluster.work import STARTED_TOPIC
 from aeromancy.errors import InfrastructureError, UsageError
 from aeromancy.launcher.container import local_store_path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from aeromancy.cluster.backend import DaskBackend
     from aeromancy.execution.process import ChildProcesses
     from aeromancy.execution.task_run import RunServices
+    from aeromancy.planning import Plan
 
 PROBE_PREFIX = ".aeromancy-cluster-probe-"
 #: How long to wait for a first worker to join a scheduler that has none yet.
@@ -148,13 +150,46 @@ def follow_starts(client: Client, started: Started) -> None:
     client.subscribe_topic(STARTED_TOPIC, handler)
 
 
+def worker_resources(client: Client) -> dict[str, dict[str, float]]:
+    """Return the resources each worker of the cluster advertises, by address."""
+    workers = client.scheduler_info().get("workers", {})
+    return {address: dict(info.get("resources") or {}) for address, info in workers.items()}
+
+
+def check_resources_offered(client: Client, plan: Plan, given: Resources) -> None:
+    """Refuse (exit 2) a run with a task whose resources no worker has (Dask would wait
+    for such a worker forever), before anything is submitted.
+
+    Every selected task is checked, also one that will turn out up to date.
+    """
+    offered = worker_resources(client)
+    for name in plan.order:
+        needed = merged(plan.graph.specs[name].resources, given)
+        lacking = missing(needed, offered)
+        if lacking is not None:
+            raise UsageError(
+                f"cluster refused: task {name} needs worker resources {lacking}; "
+                f"its workers offer {_offers(offered)}",
+                "start workers with them (`aeromancy cluster up --resources ...`, "
+                "`dask worker --resources ...`), or change --cluster-resources",
+            )
+
+
+def _offers(offered: dict[str, dict[str, float]]) -> str:
+    kinds = sorted({describe(resources) for resources in offered.values()})
+    return "; ".join(kinds) if kinds else "nothing"
+
+
 def backend_factory(
-    client: Client, store: str, tracker: str
+    client: Client, store: str, tracker: str, resources: Resources | None = None
 ) -> Callable[[RunServices, ChildProcesses, int], DaskBackend]:
-    """Return the executor's backend factory for runs on ``client``'s cluster."""
+    """Return the executor's backend factory for runs on ``client``'s cluster;
+    ``resources`` are the worker resources every task run needs, over the task's own."""
     from aeromancy.cluster.backend import DaskBackend
 
+    given = dict(resources or {})
+
     def make(services: RunServices, _children: ChildProcesses, jobs: int) -> DaskBackend:
-        return DaskBackend(client, services, store, tracker, jobs)
+        return DaskBackend(client, services, store, tracker, jobs, resources=given)
 
     return make

@@ -89,6 +89,7 @@ class WorkItem:
     tracker: str
     config_sources: Mapping[str, Any] = field(default_factory=dict)
     variant: Mapping[str, Any] | None = None
+    resources: Mapping[str, float] = field(default_factory=dict)  # Dask's, as submitted
 
 
 @dataclass
@@ -152,6 +153,7 @@ def _run(store: Store, item: WorkItem, worker: str) -> WorkAnswer:
         item.config_sources,
         item.variant,
         run_id=item.run_id,
+        worker_resources=item.resources,
     )
     result = TaskRun(services, request, _children(project_python(invocation.root))).execute()
     infra = None if result.infrastructure is None else str(result.infrastructure)

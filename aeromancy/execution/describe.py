@@ -42,7 +42,7 @@ from aeromancy.tasks import TYPE_ORDER, TaskSpec, import_path, not_imported
 
 DESCRIBE_MODULE = "aeromancy.execution.child.describe"
 #: Bump when the description's form or meaning changes: older entries then miss.
-FORMAT = 2
+FORMAT = 3
 #: Aeromancy's files the description depends on (a checkout changes without a new version).
 _OWN_FILES = (
     "tasks.py",
@@ -50,6 +50,7 @@ _OWN_FILES = (
     "errors.py",
     "cache_files.py",
     "settings.py",
+    "cluster/resources.py",
     "execution/child/describe.py",
     "execution/child/reads.py",
     "execution/child/protocol.py",
@@ -175,15 +176,17 @@ def make_entry(key: str, root: Path, document: Mapping[str, Any]) -> dict[str, A
 def decode_tasks(entries: list[list[Any]], modules: list[list[Any]]) -> dict[str, TaskSpec]:
     """Return the specs of a description's task entries, by name (fn: ``not_imported``).
 
-    Each entry is ``[name, module index, inputs, outputs, defaults, files, param types]``,
+    Each entry is ``[name, module index, inputs, outputs, defaults, files, param types]``
+    and the worker resources when the task declares any,
     the module index pointing into ``modules``, a list of ``[dotted name, file]``.
     Raises KeyError, TypeError, ValueError or IndexError for an entry of another shape.
     """
     specs = {}
-    for name, where, inputs, outputs, defaults, files, types in entries:
+    for name, where, inputs, outputs, defaults, files, types, *more in entries:
         module, module_file = modules[where]
-        if not (isinstance(outputs, dict) and isinstance(defaults, dict)):
-            raise TypeError("outputs and defaults are objects")
+        (resources,) = more or [{}]
+        if not all(isinstance(found, dict) for found in (outputs, defaults, resources)):
+            raise TypeError("outputs, defaults and resources are objects")
         spec = TaskSpec(
             str(name),
             not_imported,
@@ -194,6 +197,7 @@ def decode_tasks(entries: list[list[Any]], modules: list[list[Any]]) -> dict[str
             module=str(module),
             module_file=None if module_file is None else str(module_file),
             param_types={param: _types(tuple(kinds)) for param, kinds in types.items()},
+            resources=resources,
         )
         specs[spec.name] = spec
     return specs

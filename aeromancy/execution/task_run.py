@@ -61,6 +61,8 @@ class TaskRequest:
     # Minted by the caller when the run may be attempted again (a cluster worker died):
     # an attempt then reuses what an earlier one with this id published.
     run_id: str | None = None
+    # What the run was submitted with to a cluster worker ({"GPU": 1}); {} for local runs.
+    worker_resources: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,7 @@ class TaskRun:
             "metric_summary": self.metric_summary.as_record(),
             "aeromancy_version": __version__,
             "exit_code": None if ended is None else ended.returncode,
+            "worker_resources": dict(self.request.worker_resources),
             **_resources(ended),
         }
 

@@ -7,7 +7,8 @@ stderr instead):
 
 - ``{"protocol": 1, "ok": true, "tasks": [...], "task_modules": [...], "modules": [...],
   "read": [...], "path": [...]}``: one entry per task, ``[name, module index, inputs,
-  outputs, config defaults, declared files, annotated parameter types]`` (a list, not
+  outputs, config defaults, declared files, annotated parameter types]`` and the worker
+  resources if any (a list, not
   an object: 3.9 MB instead of 11.4 MB for 50,000 tasks), the module index pointing into
   ``task_modules`` (``[dotted name, file]``); then the project files of the modules it
   imported and the other project files it read (relative paths), and the directories
@@ -87,10 +88,11 @@ def describe(tasks: str, root: Path) -> dict[str, Any]:
 
 def encode_spec(spec: TaskSpec, modules: dict[str, int]) -> list[Any]:
     """Return the JSON form of one task (everything planning needs but the function):
-    ``[name, module index, inputs, outputs, defaults, files, param types]``; ``modules``
+    ``[name, module index, inputs, outputs, defaults, files, param types]``, then the
+    worker resources when it declares any; ``modules``
     maps each defining module's name to its index, in order of first use."""
     where = modules.setdefault(spec.module_name, len(modules))
-    return [
+    entry = [
         spec.name,
         where,
         list(spec.inputs),
@@ -99,6 +101,9 @@ def encode_spec(spec: TaskSpec, modules: dict[str, int]) -> list[Any]:
         list(spec.files),
         _type_names(spec.annotated_types()),
     ]
+    if spec.resources:
+        entry.append(dict(spec.resources))
+    return entry
 
 
 def _module_file(name: str) -> str | None:
