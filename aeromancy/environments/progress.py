@@ -12,16 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from aeromancy.store.backend import ProgressCallback
+from aeromancy.store.progress import byte_bar
 
 
 def megabytes(count: int) -> str:
@@ -58,17 +51,8 @@ def image_progress(console: Console, description: str, total: int) -> Iterator[T
         yield transfer
         _line(console, f"{description}: done in {time.monotonic() - started:.1f} s{transfer.note}")
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        # Progress.advance takes rich's own lock, so transfer threads may call it.
-        transfer = Transfer(lambda count: progress.advance(task, count))
+    with byte_bar(console, description, total) as advance:
+        transfer = Transfer(advance)
         yield transfer
     _line(console, f"{description}: done in {time.monotonic() - started:.1f} s{transfer.note}")
 

@@ -38,6 +38,16 @@ def transfer_progress(description: str, total_bytes: int) -> Iterator[ProgressCa
         with plain_step(console, f"{description} ({size_text(total_bytes)})"):
             yield _ignore
         return
+    with byte_bar(console, description, total_bytes) as advance:
+        yield advance
+
+
+@contextmanager
+def byte_bar(console: Console, description: str, total_bytes: int) -> Iterator[ProgressCallback]:
+    """Yield a callback advancing a transient rich bar of ``total_bytes`` on ``console``.
+
+    Progress.advance takes rich's internal lock, so transfer threads may call it.
+    """
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -47,5 +57,4 @@ def transfer_progress(description: str, total_bytes: int) -> Iterator[ProgressCa
     )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(description, total=total_bytes)
-        # Progress.advance takes rich's internal lock, so transfer threads may call it.
         yield lambda count: progress.advance(task, count)
