@@ -13,7 +13,6 @@ command it names).
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import Any, NamedTuple
 
 import click
@@ -165,6 +164,8 @@ def _usage_line(err: click.UsageError) -> str:
 
 def _refuse(ctx: click.Context, line: str, exit_code: int) -> None:
     """Print ``error: line`` on stderr (the traceback too with --debug) and exit."""
+    import logging
+
     from aeromancy.cli.output import print_error, stderr_console
 
     state = ctx.find_object(CliState)
@@ -200,5 +201,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.pass_context
 def main(ctx: click.Context, store: str | None, debug: bool) -> None:
     """Aeromancy: reproducible, tracked ML pipelines."""
+    import logging  # here, not at start-up: ``--version`` and ``--help`` log nothing
+
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
     ctx.obj = CliState(store_override=store, debug=debug)

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from aeromancy.settings import Settings, load_settings
-
 if TYPE_CHECKING:
+    from aeromancy.settings import Settings
     from aeromancy.store import Store
 
 
@@ -21,6 +20,9 @@ class CliState:
 
     @cached_property
     def settings(self) -> Settings:
+        # Imported here: ``aeromancy --version`` and ``--help`` read no settings (tomllib).
+        from aeromancy.settings import load_settings
+
         return load_settings(store=self.store_override)
 
     @cached_property
