@@ -9,5 +9,6 @@ run a local run uses and publishes its outputs and record itself.
 Modules: address (``tcp://HOST:PORT``, reachability), work (what travels, and the
 function a worker runs), fit (does a worker run our environment and see our store),
 backend (the executor's Backend on a Dask client), session (connect and check),
-containers (``aeromancy cluster up/down``).
+containers (``aeromancy cluster up/down``), resources (worker resources a task needs),
+cancel (stopping a running task run when its future is cancelled).
 """

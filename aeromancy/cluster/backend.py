@@ -17,6 +17,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from aeromancy.cluster.fit import own_versions_digest
 from aeromancy.cluster.resources import Resources, merged
 from aeromancy.cluster.work import InputRef, TaskRef, WorkAnswer, WorkItem, run_on_worker
 from aeromancy.errors import InfrastructureError
@@ -43,6 +44,7 @@ class DaskBackend:
     ) -> None:
         self.client = client
         self.resources = dict(resources or {})  # --cluster-resources, over each task's own
+        self.versions = own_versions_digest()  # what every worker must have, late ones too
         self.services = services
         self.store_url = store_url
         self.tracker = tracker
@@ -86,6 +88,8 @@ class DaskBackend:
             config_sources=dict(request.config_sources),
             variant=None if request.variant is None else dict(request.variant),
             resources=merged(spec.resources, self.resources),
+            environment_image=self.services.invocation.identity.environment_image_id,
+            versions=self.versions,
         )
 
     def _settle(self, request: TaskRequest, future: Any) -> TaskResult:

@@ -6,6 +6,10 @@ ways: the environment image id, when the worker was told it (``aeromancy cluster
 sets :data:`ENVIRONMENT_IMAGE_ENV`), and always the exact versions of Python and of
 every distribution in Aeromancy's venv and in the project's venv. A directory store
 must be the same directory on the worker: it reads back a probe file the run wrote.
+
+A worker that joins after the run connected is checked where it runs a task: each
+work item carries the run's environment image id and versions digest, and the worker
+fails the task with :func:`late_refusal`'s cause when its own differ.
 """
 
 from __future__ import annotations
@@ -92,6 +96,31 @@ def refusal(
         if probe is not None and report.probe != probe:
             return f"worker {address} does not see the store directory at the same path"
     return None
+
+
+def late_refusal(environment_image: str, versions: str, worker: str) -> str | None:
+    """Return why this worker (one that may have joined after the run connected) must not
+    run a task of a run with ``environment_image`` and ``versions``, or None."""
+    mine = os.environ.get(ENVIRONMENT_IMAGE_ENV, "")
+    if mine and environment_image and mine != environment_image:
+        return (
+            f"worker {worker} runs environment image {_short(mine)}, "
+            f"this run's is {_short(environment_image)}"
+        )
+    if versions and versions != own_versions_digest():
+        return f"worker {worker} has other package versions than this run's environment"
+    return None
+
+
+_OWN_DIGESTS: dict[str, str] = {}
+
+
+def own_versions_digest() -> str:
+    """Return :func:`versions_digest` of this process, computed once per project Python."""
+    project = os.environ.get("AEROMANCY_PROJECT_PYTHON", "")
+    if project not in _OWN_DIGESTS:
+        _OWN_DIGESTS[project] = versions_digest()
+    return _OWN_DIGESTS[project]
 
 
 def _short(image_id: str) -> str:

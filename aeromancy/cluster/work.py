@@ -12,6 +12,10 @@ keeps its id: an attempt that finds the record already written answers from it, 
 one that finds an output already published by this run id reuses that version
 (:mod:`aeromancy.execution.retried`). Each output is published once and each run
 recorded once.
+
+Before it runs anything, the worker compares its environment with the run's (a worker
+that joined after the run checked its workers); while the task runs, it watches for its
+future's cancellation and then kills the task's process (:mod:`aeromancy.cluster.cancel`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aeromancy.cluster.cancel import StoppableChildren, watch_cancel
 from aeromancy.errors import AeromancyError, InfrastructureError, NotFound
 from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome, TaskResult
@@ -90,6 +95,9 @@ class WorkItem:
     config_sources: Mapping[str, Any] = field(default_factory=dict)
     variant: Mapping[str, Any] | None = None
     resources: Mapping[str, float] = field(default_factory=dict)  # Dask's, as submitted
+    # The run's environment, for a worker that joined after the run checked its workers.
+    environment_image: str = ""
+    versions: str = ""
 
 
 @dataclass
@@ -115,6 +123,7 @@ def run_on_worker(item: WorkItem) -> WorkAnswer:
     worker = _worker_name()
     _announce(item.task.name, _variant_label(item.variant))
     try:
+        _check_environment(item, worker)
         store = open_store(item.store_url)
         recorded = _recorded(store, item)
         if recorded is not None:
@@ -155,7 +164,9 @@ def _run(store: Store, item: WorkItem, worker: str) -> WorkAnswer:
         run_id=item.run_id,
         worker_resources=item.resources,
     )
-    result = TaskRun(services, request, _children(project_python(invocation.root))).execute()
+    children = StoppableChildren(_children(project_python(invocation.root)))
+    with watch_cancel(children):
+        result = TaskRun(services, request, children).execute()  # type: ignore[arg-type]
     infra = None if result.infrastructure is None else str(result.infrastructure)
     result.infrastructure = None  # sent as text: the host rebuilds the error
     return WorkAnswer(result, records[0] if records else None, shown.chunks, worker, infra)
@@ -214,6 +225,18 @@ def _code_root(store: Store, invocation: Invocation) -> Path:
     from aeromancy.environments.code_package import fetch
 
     return fetch(store, invocation.project, identity.git_commit, identity.code_package)
+
+
+def _check_environment(item: WorkItem, worker: str) -> None:
+    """Raise InfrastructureError when this worker runs another environment than the run."""
+    from aeromancy.cluster.fit import late_refusal
+
+    found = late_refusal(item.environment_image, item.versions, worker)
+    if found is not None:
+        raise InfrastructureError(
+            f"task {item.task.name} refused: {found}",
+            "start every worker from this run's image (`aeromancy cluster up`)",
+        )
 
 
 def _check_code(code: CodeIdentity, root: Path, worker: str) -> None:

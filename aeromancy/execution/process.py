@@ -122,10 +122,12 @@ class ChildProcesses:
         cwd: Path,
         relay: OutputRelay,
         on_event: Callable[[Event], None],
+        on_start: Callable[[int], None] | None = None,
     ) -> ChildExit:
         """Run one child to its end, relaying output and events; return how it ended.
 
         After ``stop_all`` no child starts: the answer is a child killed at its start.
+        ``on_start`` is told the child's pid (its process group) once it exists.
         """
         pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, events
         started = time.monotonic()
@@ -135,6 +137,8 @@ class ChildProcesses:
                     raise _Stopped
                 pid, reap = self._start(request_path, cwd, [w for _, w in pipes])
                 self._live.add(pid)
+                if on_start is not None:
+                    on_start(pid)
         except BaseException as exc:
             for read, _ in pipes:
                 os.close(read)

@@ -1,0 +1,106 @@
+"""Stopping a task that runs on a worker (Ctrl-C on the host), on an in-process cluster.
+
+The backend's ``stop`` cancels the futures; the worker-side runner sees its task
+released and kills the task's process, which publishes nothing and writes no record.
+tests/cluster/test_containers.py sends a real SIGINT to ``aeromancy run --cluster``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from distributed import Client, LocalCluster
+
+from aeromancy.cluster.backend import DaskBackend
+from aeromancy.execution.executor import Executor, code_identities
+from aeromancy.execution.invocation import Invocation
+from aeromancy.execution.outcomes import Outcome
+from aeromancy.execution.task_run import TaskRequest
+from aeromancy.identity import RunIdentity
+from aeromancy.planning import build_plan, load_graph
+from aeromancy.store import open_store
+from aeromancy.tracking.none import NoneTracker
+
+PIPELINE = """\
+import os
+import time
+from pathlib import Path
+
+from aeromancy import Context, task
+
+
+@task(outputs=["slow"])
+def slow(ctx: Context, pid_file: str = "", seconds: float = 60.0) -> None:
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    out = ctx.workdir / "slow.txt"
+    out.write_text("done")
+    ctx.save("slow", out)
+"""
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster, set_as_default=False) as connected,
+    ):
+        yield connected
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped) counts as gone.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def wait_for(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_stop_kills_the_running_task_on_the_worker_and_keeps_nothing(
+    client: Client, tmp_path: Path
+) -> None:
+    root = tmp_path / "demo"
+    root.mkdir()
+    (root / "pipeline.py").write_text(PIPELINE)
+    store_url = str(tmp_path / "store")
+    store = open_store(store_url)
+    plan = build_plan(load_graph("pipeline.py", root, "demo"), store, namespace="dev")
+    invocation = Invocation("demo", root, "pipeline.py", "dev", RunIdentity(), "env", "g1")
+    executor = Executor(plan, store, invocation, NoneTracker())
+    code = code_identities(plan, root, "pipeline.py")["slow"]
+    backend = DaskBackend(client, executor.services(), store_url, "none", 2)
+    pid_file = tmp_path / "pid"
+    config = {"pid_file": str(pid_file), "seconds": 60.0}
+    request = TaskRequest(plan.graph.specs["slow"], config, {}, "sha256:fp", code)
+    settled = backend.submit(request)
+    assert wait_for(lambda: pid_file.is_file() and pid_file.read_text(), 60), "never started"
+    pid = int(pid_file.read_text())
+    assert alive(pid)
+    started = time.monotonic()
+    backend.stop()
+    result = settled.result(timeout=30)
+    assert result.outcome is Outcome.FAILED
+    assert wait_for(lambda: not alive(pid), 10), "the task's process outlived its cancel"
+    assert time.monotonic() - started < 10
+    backend.close()
+    # The worker's thread is free again, and the stopped run left nothing behind.
+    assert wait_for(lambda: not any(client.processing().values()), 10)
+    assert store.list_versions("demo", "slow", namespace="dev") == []
+    assert store.list_run_records("demo", namespace="dev") == []
