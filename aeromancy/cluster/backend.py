@@ -13,6 +13,7 @@ the same run id (see :mod:`aeromancy.cluster.work`).
 
 from __future__ import annotations
 
+import tarfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from aeromancy.cluster.fit import own_versions_digest
 from aeromancy.cluster.resources import Resources, merged
 from aeromancy.cluster.work import InputRef, TaskRef, WorkAnswer, WorkItem, run_on_worker
-from aeromancy.errors import InfrastructureError
+from aeromancy.errors import AeromancyError, InfrastructureError
 from aeromancy.execution.outcomes import Outcome, TaskResult
 from aeromancy.execution.task_run import RunServices, TaskRequest
 from aeromancy.records import new_run_id
@@ -100,6 +101,7 @@ class DaskBackend:
         finally:
             with self._lock:
                 self._futures.discard(future)
+        self._bring_home(answer)
         for stream, text in _prefixed(answer, request):
             self.services.output(stream, text)
         if answer.record is not None:
@@ -109,6 +111,20 @@ class DaskBackend:
         if answer.infrastructure is not None:
             answer.result.infrastructure = InfrastructureError(answer.infrastructure)
         return answer.result
+
+    def _bring_home(self, answer: WorkAnswer) -> None:
+        """Unpack the task run's offline W&B runs into the project's W&B runs directory."""
+        from aeromancy.cluster.wandb_runs import unpack_offline_run
+        from aeromancy.tracking.wandb_setup import runs_dir
+
+        for shipped in answer.wandb_runs:
+            try:
+                unpack_offline_run(
+                    self.services.store, shipped, runs_dir(self.services.invocation.root)
+                )
+            except (AeromancyError, OSError, tarfile.TarError) as exc:
+                note = f"warning: offline W&B run {shipped.name} not brought home ({exc})\n"
+                answer.output.append(("stderr", note))
 
     def stop(self) -> None:
         with self._lock:

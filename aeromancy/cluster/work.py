@@ -37,6 +37,7 @@ from aeromancy.store.manifest import ArtifactVersion, Namespace
 from aeromancy.tasks import TaskSpec
 
 if TYPE_CHECKING:
+    from aeromancy.cluster.wandb_runs import ShippedRun
     from aeromancy.execution.process import ChildProcesses
     from aeromancy.store import Store
 
@@ -109,6 +110,7 @@ class WorkAnswer:
     output: list[tuple[Stream, str]]
     worker: str
     infrastructure: str | None = None  # InfrastructureError travels as its text
+    wandb_runs: list[ShippedRun] = field(default_factory=list)  # offline W&B runs, as blobs
 
 
 def _in_child_only(*_args: object, **_kwargs: object) -> None:
@@ -136,6 +138,28 @@ def run_on_worker(item: WorkItem) -> WorkAnswer:
 
 
 def _run(store: Store, item: WorkItem, worker: str) -> WorkAnswer:
+    """Run ``item`` with W&B files in a directory of its own; ship its offline runs."""
+    from aeromancy.cluster.wandb_runs import worker_wandb_dir
+
+    with worker_wandb_dir() as wandb_dir:
+        answer = _run_tracked(store, item, worker, _tracker(item.tracker, wandb_dir))
+        if item.tracker == "wandb":
+            _ship_wandb(store, wandb_dir, answer)
+    return answer
+
+
+def _ship_wandb(store: Store, wandb_dir: Path, answer: WorkAnswer) -> None:
+    from aeromancy.cluster.wandb_runs import ship_offline_runs
+
+    try:
+        answer.wandb_runs = ship_offline_runs(store, wandb_dir)
+    except (AeromancyError, OSError) as exc:
+        answer.output.append(
+            ("stderr", f"warning: the offline W&B run could not be stored and is lost ({exc})\n")
+        )
+
+
+def _run_tracked(store: Store, item: WorkItem, worker: str, tracker: Any) -> WorkAnswer:
     from aeromancy.execution.interpreter import project_python
     from aeromancy.execution.task_run import RunServices, TaskRequest, TaskRun
 
@@ -147,7 +171,7 @@ def _run(store: Store, item: WorkItem, worker: str) -> WorkAnswer:
     services = RunServices(
         invocation=invocation,
         store=store,
-        tracker=_tracker(item.tracker),
+        tracker=tracker,
         environment=_environment(invocation),
         remember=lambda record, _outputs, _stored: records.append(dict(record)),
         output=shown,
@@ -251,10 +275,17 @@ def _check_code(code: CodeIdentity, root: Path, worker: str) -> None:
             )
 
 
-def _tracker(name: str) -> Any:
+def _tracker(name: str, wandb_dir: Path) -> Any:
+    """Return the guarded tracker ``name``; W&B writes its files into ``wandb_dir``."""
+    import os
+
     from aeromancy.tracker_guard import TrackerGuard
     from aeromancy.tracking import make_tracker
 
+    if name == "wandb":
+        from aeromancy.tracking.wandb import WandbTracker
+
+        return TrackerGuard(WandbTracker({**os.environ, "WANDB_DIR": str(wandb_dir)}))
     return TrackerGuard(make_tracker(name))
 
 

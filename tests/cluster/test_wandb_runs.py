@@ -1,0 +1,106 @@
+"""Offline W&B runs of task runs on a worker end up in the project's W&B runs directory.
+
+The real W&B SDK in offline mode; the worker is a ``dask worker`` process of its own
+whose ``WANDB_DIR`` is elsewhere (as in a container): each task run on it writes its W&B
+files into a directory of its own, ships the offline run through the store, and the run
+unpacks it into the host's ``WANDB_DIR``/wandb, where ``aeromancy sync`` finds it, as
+it finds local runs'.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from distributed import Client, LocalCluster
+
+from aeromancy.cluster.session import backend_factory
+from aeromancy.execution.executor import Executor
+from aeromancy.execution.invocation import Invocation
+from aeromancy.execution.outcomes import Outcome
+from aeromancy.identity import RunIdentity
+from aeromancy.planning import build_plan, load_graph
+from aeromancy.store import open_store
+from aeromancy.tracking.none import NoneTracker
+
+PIPELINE = """\
+from aeromancy import Context, task
+
+
+@task(outputs=["raw"])
+def ingest(ctx: Context) -> None:
+    out = ctx.workdir / "raw.txt"
+    out.write_text("rows")
+    ctx.log({"rows": 1})
+    ctx.save("raw", out)
+
+
+@task(inputs=["raw"], outputs=["model"])
+def train(ctx: Context) -> None:
+    out = ctx.workdir / "model.txt"
+    out.write_text((ctx.load("raw") / "raw.txt").read_text() + "!")
+    ctx.log({"loss": 0.5})
+    ctx.save("model", out)
+"""
+
+
+@pytest.fixture
+def client(wandb_env: Path, tmp_path: Path) -> Iterator[Client]:
+    """A scheduler here and one worker process whose WANDB_DIR is not the host's."""
+    with (
+        LocalCluster(
+            n_workers=0,
+            processes=False,
+            protocol="tcp://",
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster, set_as_default=False) as connected,
+    ):
+        env = {**os.environ, "WANDB_DIR": str(tmp_path / "worker-wandb")}
+        dask = Path(sys.executable).with_name("dask")
+        argv = [str(dask), "worker", cluster.scheduler_address, "--nthreads", "1"]
+        argv += ["--no-nanny", "--host", "127.0.0.1"]
+        worker = subprocess.Popen(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            connected.wait_for_workers(1, timeout=60)
+            yield connected
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+def worker_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("aeromancy-worker-wandb-*"))
+
+
+def test_offline_wandb_runs_made_on_a_worker_land_in_the_projects_wandb_dir(
+    client: Client, tmp_path: Path, wandb_env: Path
+) -> None:
+    root = tmp_path / "demo"
+    root.mkdir()
+    (root / "pipeline.py").write_text(PIPELINE)
+    store_url = str(tmp_path / "store")
+    store = open_store(store_url)
+    plan = build_plan(load_graph("pipeline.py", root, "demo"), store, namespace="dev")
+    invocation = Invocation("demo", root, "pipeline.py", "dev", RunIdentity(), "env", "g1")
+    before = worker_dirs()
+    backend = backend_factory(client, store_url, "wandb")
+    results = Executor(plan, store, invocation, NoneTracker(), backend=backend).run()
+    assert {r.outcome for r in results.values()} == {Outcome.RAN}, results
+    home = wandb_env / "wandb"
+    for name, result in results.items():
+        [run_dir] = home.glob(f"offline-run-*-{result.run_id}")
+        [events] = run_dir.glob(f"run-{result.run_id}.wandb")
+        assert events.stat().st_size > 0, name
+    records = {r["task"]: r for r in store.list_run_records("demo", namespace="dev")}
+    assert records["train"]["wandb_run"] == f"demo/{results['train'].run_id}"
+    assert worker_dirs() == before  # the worker's copies are gone
+    assert not list((tmp_path / "worker-wandb").glob("**/offline-run-*"))
