@@ -32,6 +32,11 @@ class CodeIdentity:
     file_digests: tuple[tuple[str, str], ...] = ()
 
 
+#: ``json.dumps(sort_keys=True, separators=(",", ":"))``, made once: dumps builds an
+#: encoder on each call with options, half the time of a fingerprint.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -54,7 +59,7 @@ def fingerprint(
         "inputs": dict(sorted(inputs.items())),
         "environment": environment,
     }
-    return _sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+    return _sha256(_CANONICAL.encode(document).encode())
 
 
 class CodeScanner:

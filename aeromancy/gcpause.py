@@ -5,6 +5,11 @@ The collector, triggered every few hundred allocations, walks the older generati
 again and again, which made loading 5x the tasks cost 10x the time. Nearly nothing
 made while building is garbage, so collection waits until the build is done; the
 collector then runs as usual (reference counting frees everything else meanwhile).
+
+A command that ends once its output is printed (``aeromancy list``) pauses it for
+its whole body with ``freeze=True``: what it built is then frozen, never walked again,
+not even by the collection of the interpreter's exit (1 s at 50,000 tasks). Cycles
+made in the block are not collected then, which only a long-lived process would mind.
 """
 
 from __future__ import annotations
@@ -15,12 +20,17 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def gc_paused() -> Iterator[None]:
-    """Disable the cyclic collector for the block; re-enable it if it was enabled."""
+def gc_paused(*, freeze: bool = False) -> Iterator[None]:
+    """Disable the cyclic collector for the block; re-enable it if it was enabled.
+
+    With ``freeze``, every object alive when the block ends is frozen first.
+    """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if was_enabled:
             gc.enable()

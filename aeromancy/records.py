@@ -8,7 +8,6 @@ read of the records as they are.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,11 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aeromancy.cache_files import cache_path, write_atomically
+from aeromancy.cache_files import cache_path
 from aeromancy.errors import NotFound, StoreDamaged
 from aeromancy.gcpause import gc_paused
 from aeromancy.store.damage import skip
 from aeromancy.store.manifest import ArtifactVersion, Namespace
+from aeromancy.summary_cache import read_summaries, write_summaries
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
@@ -95,7 +95,6 @@ SUMMARY_FIELDS = (
     "namespace",
     "group",
 )
-SUMMARY_FORMAT = 2  # 2: with the files a run read
 
 
 def summarise(store: Store, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,7 +136,7 @@ def record_summaries(store: Store, project: str, namespace: Namespace) -> list[d
     """
     ids = _run_ids(store, project, namespace)
     path = _summary_cache(store, project, namespace)
-    cached = _read_summaries(path)
+    cached = read_summaries(path)
     missing = [run_id for run_id in ids if run_id not in cached]
     if missing:
 
@@ -158,7 +157,7 @@ def record_summaries(store: Store, project: str, namespace: Namespace) -> list[d
     readable = [run_id for run_id in ids if run_id in cached]
     if missing or len(cached) != len(readable):
         cached = {run_id: cached[run_id] for run_id in readable}
-        _write_summaries(path, cached)
+        write_summaries(path, cached)
     return [cached[run_id] for run_id in readable]
 
 
@@ -174,9 +173,9 @@ def remember_summaries(
     if not summaries:
         return
     path = _summary_cache(store, project, namespace)
-    cached = _read_summaries(path)
+    cached = read_summaries(path)
     cached.update(summaries)
-    _write_summaries(path, cached)
+    write_summaries(path, cached)
 
 
 def summary_of_written(
@@ -186,21 +185,6 @@ def summary_of_written(
     summary = {key: record.get(key) for key in SUMMARY_FIELDS}
     summary["output_blobs"] = [f.sha256 for version in outputs for f in version.files]
     return summary
-
-
-def _read_summaries(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        document = json.loads(path.read_bytes())
-        if document.get("format") == SUMMARY_FORMAT:
-            return dict(document["runs"])
-    except (OSError, ValueError, KeyError, AttributeError, TypeError):
-        pass
-    return {}
-
-
-def _write_summaries(path: Path, summaries: Mapping[str, dict[str, Any]]) -> None:
-    document = {"format": SUMMARY_FORMAT, "runs": summaries}
-    write_atomically(path, json.dumps(document, separators=(",", ":")).encode())
 
 
 Accept = Callable[[Mapping[str, Any]], bool]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 EnvironmentKeys = Callable[[str], Sequence[str]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskStatus:
     """One task's status: up to date (with the run it would reuse) or why it would run.
 
@@ -96,8 +96,9 @@ class _StatusPass:
         digests = {}
         for ref in graph.specs[name].inputs:
             producer = graph.producer_of(ref)
-            if producer is not None and producer in self.statuses:
-                digests[ref] = self.statuses[producer].outputs[str(graph.local_name(ref))]
+            status = None if producer is None else self.statuses.get(producer)
+            if status is not None:
+                digests[ref] = status.outputs[str(graph.local_name(ref))]
             else:
                 digests[ref] = self.plan.store_inputs[ref].digest
         return digests
@@ -106,9 +107,10 @@ class _StatusPass:
         declared = self.plan.graph.specs[name].files
 
         def unchanged(record: Mapping[str, Any]) -> bool:
-            if self.files is None:
-                return True
-            changed = self.files.changed(record.get("files") or {}, declared)
+            recorded = record.get("files") or {}
+            if self.files is None or not (recorded or declared):
+                return True  # nothing to check: most tasks read no project file
+            changed = self.files.changed(recorded, declared)
             if changed is not None:
                 self.changed_files.setdefault(name, changed)
             return changed is None
@@ -140,12 +142,13 @@ class _StatusPass:
         digests = self._input_digests(name)
         config = self.plan.configs[name]
         code = self.code[name]
-        for environment in self.environment_keys(name):
+        environments = self.environment_keys(name)
+        for environment in environments:
             key = fingerprint(name, code.digest, config, digests, environment)
             found = self._reusable(name, key)
             if found is not None:
                 return found
         labels = {ref: v.label for ref, v in self.plan.store_inputs.items()}
-        now = Current(code, config, digests, labels, self.environment_keys(name))
+        now = Current(code, config, digests, labels, environments)
         runs = self.index.by_task.get(name, [])
         return TaskStatus(name, False, why_stale(runs, now, self.changed_files.get(name)))

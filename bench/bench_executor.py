@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -21,14 +22,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aeromancy.execution.executor import Executor, code_identities  # noqa: E402
 from aeromancy.execution.invocation import Invocation  # noqa: E402
+from aeromancy.execution.output import OutputRelay  # noqa: E402
+from aeromancy.execution.process import ChildExit, ChildProcesses, Resources  # noqa: E402
+from aeromancy.gcpause import gc_paused  # noqa: E402
 from aeromancy.identity import RunIdentity, dev_environment_key  # noqa: E402
 from aeromancy.planning import build_plan, load_graph  # noqa: E402
 from aeromancy.records import RecordIndex  # noqa: E402
@@ -37,6 +43,7 @@ from aeromancy.store import open_store  # noqa: E402
 from aeromancy.tracking.none import NoneTracker  # noqa: E402
 
 AEROMANCY = Path(sys.executable).with_name("aeromancy")
+TIME = "/usr/bin/time"  # GNU time (Debian package `time`)
 
 
 def wall(command: list[str], cwd: Path, env: dict[str, str], repeat: int) -> list[float]:
@@ -51,7 +58,7 @@ def wall(command: list[str], cwd: Path, env: dict[str, str], repeat: int) -> lis
 
 def bench_noop_rerun(scratch: Path, repeat: int) -> None:
     project = scratch / "quickstart"
-    shutil.copytree(ROOT / "examples" / "quickstart", project)
+    shutil.copytree(ROOT / "examples" / "quickstart", project, dirs_exist_ok=True)
     env = {
         **os.environ,
         "AEROMANCY_STORE": str(scratch / "qs-store"),
@@ -96,10 +103,23 @@ def generate_pipeline(size: int) -> str:
 
 def make_graph_project(scratch: Path, size: int) -> tuple[Path, str]:
     root = scratch / f"graph{size}"
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     (root / "pyproject.toml").write_text(f'[tool.aeromancy]\nproject = "graph{size}"\n')
-    (root / "pipeline.py").write_text(generate_pipeline(size))
+    source = generate_pipeline(size)
+    module = root / "pipeline.py"
+    if not module.exists() or module.read_text() != source:
+        module.write_text(source)
     return root, str(scratch / f"store{size}")
+
+
+def ready_project(scratch: Path, size: int, inline: bool) -> tuple[Path, str, float]:
+    """Return the project of ``size`` tasks, its store URL (every task run once into it)
+    and the seconds populating took (when a run before this one did it, its figure)."""
+    root, store_url = make_graph_project(scratch, size)
+    marker = root / ".populated"
+    if not marker.exists():
+        marker.write_text(f"{populate(root, store_url, size, inline)}")
+    return root, store_url, float(marker.read_text())
 
 
 def invocation(root: Path, size: int) -> Invocation:
@@ -116,12 +136,39 @@ def invocation(root: Path, size: int) -> Invocation:
     )
 
 
-def populate(root: Path, store_url: str, size: int) -> float:
+class InlineChildren(ChildProcesses):
+    """Task children done in this process: each writes its output as ``emit`` would.
+
+    Only for filling the store fast (50,000 real children take most of an hour here):
+    the executor, the store, the records and their summaries are the real ones.
+    """
+
+    def run(
+        self,
+        request_path: Path,
+        cwd: Path,
+        relay: OutputRelay,
+        on_event: Callable[[dict[str, Any]], None],
+    ) -> ChildExit:
+        request = json.loads(request_path.read_text())
+        [name] = request["outputs"]
+        path = Path(request["workdir"]) / "out.txt"
+        path.write_text(name)
+        saved = [{"name": name, "path": str(path), "metadata": {}}]
+        result = {"ok": True, "saved": saved, "files": []}
+        return ChildExit(0, result, Resources(0.0, 0.0, 0.0, 0))
+
+
+def populate(root: Path, store_url: str, size: int, inline: bool) -> float:
     """Run every task once so the store holds their outputs and records; return seconds."""
     start = time.perf_counter()
     store = open_store(store_url)
     plan = build_plan(load_graph("pipeline.py", root, f"graph{size}"), store, namespace="dev")
-    results = Executor(plan, store, invocation(root, size), NoneTracker()).run()
+    children = InlineChildren(sys.executable) if inline else None
+    executor = Executor(plan, store, invocation(root, size), NoneTracker(), children=children)
+    results = executor.run()
+    if children is not None:
+        children.close()
     assert all(r.outcome.value == "ran" for r in results.values())
     return time.perf_counter() - start
 
@@ -139,6 +186,21 @@ def plan_once(root: Path, store_url: str, size: int) -> dict[str, float]:
     project = f"graph{size}"
     environment = dev_environment_key(root)
     cpu_start = time.process_time()
+    with gc_paused(freeze=True):  # as `aeromancy list` runs it
+        _plan_stages(root, store_url, project, environment, timed)
+    stages["total"] = sum(stages.values())
+    # CPU time of this process: far less disturbed than wall time on a busy machine.
+    stages["cpu"] = time.process_time() - cpu_start
+    return stages
+
+
+def _plan_stages(
+    root: Path,
+    store_url: str,
+    project: str,
+    environment: str,
+    timed: Callable[[str, Callable[[], object]], object],
+) -> None:
     store = open_store(store_url)
     graph = timed("load", lambda: load_graph("pipeline.py", root, project))
     plan = timed("plan", lambda: build_plan(graph, store, namespace="dev"))  # type: ignore[arg-type]
@@ -146,16 +208,12 @@ def plan_once(root: Path, store_url: str, size: int) -> dict[str, float]:
     code = timed("code", lambda: code_identities(plan, root, "pipeline.py"))  # type: ignore[arg-type]
     statuses = timed(
         "check",
-        lambda: plan_status(plan, store, index, code, lambda _: [environment]),  # type: ignore[arg-type]
+        lambda: plan_status(plan, store, index, code, lambda _: [environment], root=root),  # type: ignore[arg-type]
     )
     assert all(s.up_to_date for s in statuses.values()), "every task should be up to date"  # type: ignore[attr-defined]
-    stages["total"] = sum(stages.values())
-    # CPU time of this process: far less disturbed than wall time on a busy machine.
-    stages["cpu"] = time.process_time() - cpu_start
-    return stages
 
 
-def bench_planning(scratch: Path, sizes: list[int], repeat: int) -> None:
+def bench_planning(scratch: Path, sizes: list[int], repeat: int, inline: bool) -> None:
     print(f"\nPlanning a generated graph, all tasks up to date (best of {repeat}), target < 2 s")
     header = f"{'tasks':>7} {'load':>6} {'plan':>6} {'records':>8} {'code':>6} {'check':>6}"
     print(
@@ -164,8 +222,7 @@ def bench_planning(scratch: Path, sizes: list[int], repeat: int) -> None:
     )
     first: tuple[int, float, float] | None = None
     for size in sizes:
-        root, store_url = make_graph_project(scratch, size)
-        fill = populate(root, store_url, size)
+        root, store_url, fill = ready_project(scratch, size, inline)
         # The first pass after the runs: the executor left the summaries of the records it
         # wrote in the local cache, so this pass should read no record back.
         cold = plan_once(root, store_url, size)["total"]
@@ -184,16 +241,100 @@ def bench_planning(scratch: Path, sizes: list[int], repeat: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One run of a command: wall seconds, CPU seconds and peak RSS (MiB) of its tree."""
+
+    wall: float
+    cpu: float
+    rss_mib: float
+
+
+def measure(command: list[str], cwd: Path, env: Mapping[str, str]) -> Measured:
+    """Run ``command`` (it must succeed) under GNU time: its children are counted too.
+
+    Not timed from this process's own child: a fork of this large process starts with
+    its resident pages, which the child's peak RSS would count.
+    """
+    with tempfile.NamedTemporaryFile("r") as report:
+        timed = [TIME, "-f", "%e %U %S %M", "-o", report.name, *command]
+        subprocess.run(timed, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+        wall, user, system, kib = report.read().split()[-4:]
+    return Measured(float(wall), float(user) + float(system), int(kib) / 1024)
+
+
+def forget_descriptions(scratch: Path) -> None:
+    """Empty the caches of task module descriptions, import scans and compiled code."""
+    for name in ("descriptions", "imports", "code"):
+        shutil.rmtree(scratch / "cache" / name, ignore_errors=True)
+
+
+def bench_list(scratch: Path, sizes: list[int], repeat: int, inline: bool) -> None:
+    """Time `aeromancy list --dev` as a user runs it, cold (no description cached) and warm."""
+    print(
+        f"\n`aeromancy list --dev`, all tasks up to date (median of {repeat} warm runs; "
+        "cold: the description cache emptied first), target < 5 s, < 400 MiB at 50,000"
+    )
+    print(
+        f"{'tasks':>7} {'wall s':>7} {'cpu s':>6} {'RSS MiB':>8} {'cold wall':>10} "
+        f"{'cold cpu':>9} {'cold RSS':>9} {'cpu ratio':>10} {'size ratio':>11}"
+    )
+    env = {**os.environ}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed Aeromancy has its bytecode
+    first: tuple[int, float] | None = None
+    for size in sizes:
+        root, store_url, _ = ready_project(scratch, size, inline)
+        env["AEROMANCY_STORE"] = store_url
+        command = [str(AEROMANCY), "list", "--dev"]
+        forget_descriptions(scratch)
+        cold = measure(command, root, env)
+        warm = [measure(command, root, env) for _ in range(repeat)]
+        wall = statistics.median(m.wall for m in warm)
+        cpu = statistics.median(m.cpu for m in warm)
+        rss = max(m.rss_mib for m in warm)
+        first = first or (size, cpu)
+        print(
+            f"{size:>7} {wall:>7.2f} {cpu:>6.2f} {rss:>8.0f} {cold.wall:>10.2f} "
+            f"{cold.cpu:>9.2f} {cold.rss_mib:>9.0f} {cpu / first[1]:>9.2f}x "
+            f"{size / first[0]:>10.2f}x",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,2000,5000,10000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="Keep the generated projects and their populated stores here, reused next time.",
+    )
+    parser.add_argument(
+        "--real-children",
+        action="store_true",
+        help="Populate with a child process per task (default: task bodies inline).",
+    )
+    parser.add_argument("--skip-noop", action="store_true", help="Leave out the no-op rerun.")
+    parser.add_argument(
+        "--populate-only", action="store_true", help="Only run every task of each size once."
+    )
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="aeromancy-bench-") as tmp:
-        scratch = Path(tmp)
+        scratch = args.scratch.resolve() if args.scratch else Path(tmp)
+        scratch.mkdir(parents=True, exist_ok=True)
         os.environ["AEROMANCY_CACHE"] = str(scratch / "cache")
-        bench_noop_rerun(scratch, args.repeat)
-        bench_planning(scratch, [int(s) for s in args.sizes.split(",")], args.repeat)
+        if args.populate_only:
+            for size in sizes:
+                fill = ready_project(scratch, size, not args.real_children)[2]
+                print(f"{size} tasks populated in {fill:.0f} s", flush=True)
+            return
+        if not args.skip_noop:
+            bench_noop_rerun(scratch, args.repeat)
+        bench_planning(scratch, sizes, args.repeat, not args.real_children)
+        bench_list(scratch, sizes, args.repeat, not args.real_children)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from aeromancy.cli.state import CliState
 from aeromancy.errors import UsageError
 from aeromancy.execution.executor import code_identities
 from aeromancy.experiments.params import load_layers
+from aeromancy.gcpause import gc_paused
 from aeromancy.graph_formats import FORMATS, render, write_png
 from aeromancy.identity import dev_environment_key
 from aeromancy.planning import build_plan, load_graph
@@ -71,7 +72,11 @@ def list_tasks(ctx: click.Context, tasks: str | None, dev: bool, show_all: bool)
     more than FULL_TABLE_LIMIT tasks is summed up instead: how many are up to date, and
     each task that would run; ``--all`` prints every task as plain lines.
     """
-    state = _state(ctx)
+    with gc_paused(freeze=True):  # everything built lives until the command ends
+        _list(_state(ctx), tasks, dev, show_all)
+
+
+def _list(state: CliState, tasks: str | None, dev: bool, show_all: bool) -> None:
     settings = state.settings
     tasks = tasks or settings.tasks
     namespace: Namespace = "dev" if dev else "tracked"
