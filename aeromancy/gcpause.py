@@ -8,7 +8,7 @@ collector then runs as usual (reference counting frees everything else meanwhile
 
 A command that ends once its output is printed (``aeromancy list``) pauses it for
 its whole body with ``freeze=True``: what it built is then frozen, never walked again,
-not even by the collection of the interpreter's exit (1 s at 50,000 tasks). Cycles
+not even by the collection at the interpreter's exit (each walks every object built). Cycles
 made in the block are not collected then, which only a long-lived process would mind.
 """
 
