@@ -22,6 +22,8 @@ from aeromancy.gcpause import gc_paused
 from aeromancy.planning import Plan
 from aeromancy.records import RecordIndex
 from aeromancy.staleness import Current, why_stale
+from aeromancy.store.blobs import BLOBS_PREFIX
+from aeromancy.store.layout import blob_key
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
@@ -68,9 +70,28 @@ def plan_status(
         return _StatusPass(plan, store, index, code, environment_keys, files, True).run()
 
 
-def blobs_present(store: Store, digests: Iterable[str]) -> bool:
-    """Return True when every blob is in the store (True for none), asked in one bulk call."""
-    return store.has_blobs(digests)
+#: From this many blobs, the store's blob folders are listed instead of probing each.
+LIST_FROM = 2000
+#: ...unless the store holds more than this many times the blobs asked about.
+LIST_AT_MOST = 4
+
+
+def blobs_present(store: Store, digests: Iterable[str], list_from: int = LIST_FROM) -> bool:
+    """Return True when every blob is in the store (True for none), asked in one bulk call.
+
+    Many blobs are checked against one listing of the store's blobs: for 50,000 blobs
+    that is 256 folders read (or 50 requests) instead of 50,000 probes. A store holding
+    far more blobs than asked about is probed blob by blob instead.
+    """
+    unique = set(digests)
+    if len(unique) < list_from:
+        return store.has_blobs(unique)
+    limit = LIST_AT_MOST * len(unique)
+    listed = store.backend.list_prefix(BLOBS_PREFIX, limit)
+    if len(listed) >= limit:
+        return store.has_blobs(unique)
+    keys = set(listed)
+    return all(blob_key(digest) in keys for digest in unique)
 
 
 @dataclass

@@ -149,6 +149,7 @@ class InlineChildren(ChildProcesses):
         cwd: Path,
         relay: OutputRelay,
         on_event: Callable[[dict[str, Any]], None],
+        on_start: Callable[[int], None] | None = None,
     ) -> ChildExit:
         request = json.loads(request_path.read_text())
         [name] = request["outputs"]
