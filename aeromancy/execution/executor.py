@@ -206,6 +206,8 @@ class Executor:
             now = Current(self.code[name], config, digests, labels, [self.inv.environment_key])
             reason = why_stale(self._index.by_task.get(name, []), now, next(iter(changed), None))
         self.listener(name, None)
+        # Before the run id is minted: readers list the records after the marker's stamp.
+        self.packer.open(workers=self.backend is not LocalBackend)
         sources = self.plan.config_sources.get(name, {})
         request = TaskRequest(
             spec, config, inputs, key, self.code[name], sources, self.plan.variant
@@ -227,9 +229,9 @@ class Executor:
         self, record: Mapping[str, Any], outputs: Sequence[ArtifactVersion], stored: bytes | None
     ) -> None:
         """Add a freshly written record to the up-to-date index, the summary cache and the
-        invocation's run pack (when it reached the store as ``stored``)."""
-        if stored is not None:
-            self.packer.add(str(record["run_id"]), stored, record)
+        invocation's run pack (``stored``: its bytes in the store; None when a worker
+        stored it or the store refused it: the pack reads it back)."""
+        self.packer.add(str(record["run_id"]), stored, record)
         with self._lock:
             self._index.add(record)
             self._written[str(record["run_id"])] = summary_of_written(record, outputs)

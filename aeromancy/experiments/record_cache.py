@@ -2,13 +2,17 @@
 
 Records are written once and never change, so the table's part of each record (its
 row source: fixed cells, flattened config, metric summary, outputs) is kept in the
-local cache: a warm ``results`` lists the run ids and reads one file.
+local cache: a warm ``results`` scans the store (:mod:`aeromancy.store.run_scan`:
+the start markers, then the packs and the records after the oldest open marker, two
+listings) and reads one file.
 
-Records the cache lacks come from run packs (``aeromancy.store.run_packs``: an
-invocation writes one holding its records) and, for the rest, one read each. A reader
-that had to read many records one by one, or many packs, stores what it read as one
-new pack and removes the packs it merged, so the next cold reader makes a few requests
-instead of one per record. The cache is rebuilt whenever it cannot be read.
+Records the cache lacks come from the run packs the scan reads and, for the rest, one
+read each. A reader that knows every record with its entry and had to list
+everything, read many packs or read many records one by one, stores them all as one
+sealed pack and removes the packs it replaces, so the next cold reader makes a few
+requests. A reader that finds the start marker of a launcher that died on this host
+packs the records after it and removes it. The cache is rebuilt whenever it cannot
+be read.
 """
 
 from __future__ import annotations
@@ -16,28 +20,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aeromancy.cache_files import cache_path, write_atomically
-from aeromancy.errors import AeromancyError, StoreDamaged
+from aeromancy.errors import AeromancyError
 from aeromancy.experiments.results import row_source
 from aeromancy.records import NAMESPACES
 from aeromancy.store.backend import Backend
 from aeromancy.store.layout import run_record_key
 from aeromancy.store.manifest import Namespace
-from aeromancy.store.run_packs import PackEntry, read_pack, write_pack
-from aeromancy.store.runs import RunListing, list_runs
+from aeromancy.store.run_markers import is_dead
+from aeromancy.store.run_packs import PACK_FORMAT, PackEntry, write_pack
+from aeromancy.store.run_scan import PackInfo, RunScan, scan_runs
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: row sources and the packs read
+CACHE_FORMAT = 3  # 3: row sources and the packs read, with their seal and format
 #: A reader that read at least this many records one by one packs them.
 PACK_MIN = 50
 #: A reader that read more packs than this merges them into one.
@@ -52,7 +57,7 @@ class CachedRuns:
     """The local cache of one project's runs in one namespace of one store."""
 
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    packs: set[str] = field(default_factory=set)
+    packs: dict[str, PackInfo] = field(default_factory=dict)
 
 
 def _cache_file(store: Store, project: str, namespace: Namespace) -> Path:
@@ -64,14 +69,16 @@ def _read(path: Path) -> CachedRuns:
     try:
         document = json.loads(path.read_bytes())
         if document.get("format") == CACHE_FORMAT:
-            return CachedRuns(dict(document["runs"]), set(document["packs"]))
-    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            packs = {key: PackInfo(i[0], int(i[1])) for key, i in document["packs"].items()}
+            return CachedRuns(dict(document["runs"]), packs)
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, IndexError):
         pass
     return CachedRuns()
 
 
 def _write(path: Path, cached: CachedRuns) -> None:
-    document = {"format": CACHE_FORMAT, "packs": sorted(cached.packs), "runs": cached.runs}
+    packs = {key: [info.sealed, info.format] for key, info in sorted(cached.packs.items())}
+    document = {"format": CACHE_FORMAT, "packs": packs, "runs": cached.runs}
     write_atomically(path, json.dumps(document, separators=(",", ":")).encode())
 
 
@@ -79,51 +86,41 @@ def _map(backend: Backend, function: Callable[[str], Any], keys: list[str]) -> I
     """Apply ``function`` to ``keys``: in threads on a remote store (requests overlap),
     in this thread on a directory (reads are mostly JSON parsing, which holds the GIL)."""
     if not backend.remote or len(keys) < 2:
-        return map(function, keys)
+        return list(map(function, keys))
     with ThreadPoolExecutor(min(WORKERS, len(keys))) as pool:
         return list(pool.map(function, keys))
 
 
 class _Filler:
-    """Fills a cache with the records a listing shows and the cache lacks."""
+    """Fills a cache with the records a scan shows and the cache lacks, and packs them."""
 
-    def __init__(self, backend: Backend, namespace: Namespace, project: str, warn: Warn) -> None:
+    def __init__(
+        self, backend: Backend, namespace: Namespace, project: str, scan: RunScan, warn: Warn
+    ) -> None:
         self.backend, self.namespace, self.project, self.warn = backend, namespace, project, warn
+        self.scan = scan
+        #: The entry of each record read in this call (from a pack or on its own).
+        self.entries: dict[str, PackEntry] = {}
+        self.fetched = 0
 
-    def fill(self, listing: RunListing, cached: CachedRuns, missing: list[str]) -> None:
-        unseen = [key for key in listing.packs if key not in cached.packs]
-        packed: dict[str, PackEntry] = {}
-        read: list[str] = []
-        if unseen:
-            if any(size is None for size in listing.sizes.values()):
-                listing = list_runs(self.backend, self.namespace, self.project, sizes=True)
-            for key, entries in zip(unseen, _map(self.backend, self._pack, unseen), strict=True):
-                if entries is not None:
-                    read.append(key)
-                    packed.update(_verified(entries, listing))
-        left = [run_id for run_id in missing if run_id not in packed]
-        fetched = {
+    def fill(self, cached: CachedRuns, missing: list[str]) -> None:
+        """Add the row source of each ``missing`` record to ``cached``."""
+        self.entries = {
             run_id: entry
-            for run_id, entry in zip(left, _map(self.backend, self._record, left), strict=True)
-            if entry is not None
+            for run_id, entry in self.scan.entries.items()
+            if self.scan.listed.get(run_id, entry.size) == entry.size
         }
+        self.fetch([run_id for run_id in missing if run_id not in self.entries])
         for run_id in missing:
-            entry = packed.get(run_id) or fetched.get(run_id)
-            if entry is not None:
-                cached.runs[run_id] = row_source(entry.record)
-        cached.packs.update(read)
-        if len(fetched) >= PACK_MIN or len(read) > PACK_MERGE:
-            self._repack({**packed, **fetched}, read, cached)
+            if run_id in self.entries:
+                cached.runs[run_id] = row_source(self.entries[run_id].record)
 
-    def _pack(self, key: str) -> dict[str, PackEntry] | None:
-        try:
-            return read_pack(self.backend, key)
-        except StoreDamaged as exc:
-            self.warn(
-                f"ignoring damaged run pack {key}: {exc.message} "
-                "(it only repeats stored run records: deleting it loses nothing)"
-            )
-            return None
+    def fetch(self, run_ids: list[str]) -> None:
+        """Read each record of ``run_ids`` on its own into :attr:`entries`."""
+        for run_id, entry in zip(run_ids, _map(self.backend, self._record, run_ids), strict=True):
+            if entry is not None:
+                self.entries[run_id] = entry
+                self.fetched += 1
 
     def _record(self, run_id: str) -> PackEntry | None:
         """Return one record's entry; an unreadable record is named and skipped.
@@ -144,30 +141,63 @@ class _Filler:
             return None
         return PackEntry.of(data, record)
 
-    def _repack(self, entries: dict[str, PackEntry], merged: list[str], cached: CachedRuns) -> None:
-        """Store ``entries`` as one pack and remove the ``merged`` packs it replaces.
+    def pack_up(self, cached: CachedRuns, ids: list[str]) -> None:
+        """Store what this call read as a pack when that saves later readers requests.
 
         A store that refuses the write (read-only credentials) only costs the next
         cold reader time.
         """
+        scan = self.scan
         try:
-            key = write_pack(self.backend, self.namespace, self.project, entries)
-            cached.packs.add(key)
-            for old in merged:
-                if old != key:
-                    self.backend.delete(old)
-                    cached.packs.discard(old)
+            if ids and all(run_id in self.entries for run_id in ids):
+                if scan.full or len(scan.read) > PACK_MERGE or self.fetched >= PACK_MIN:
+                    self._seal(cached, ids)
+            elif len(scan.read) > PACK_MERGE:
+                self._merge(cached)
+            elif self.fetched >= PACK_MIN:
+                fetched = {i: e for i, e in self.entries.items() if i not in scan.entries}
+                self._store(cached, fetched, None, [])
+            self._reap(cached)
         except (AeromancyError, OSError) as exc:  # e.g. read-only: only speed is lost
             logger.debug("could not store a run pack: %s", exc)
 
+    def _seal(self, cached: CachedRuns, ids: list[str]) -> None:
+        """Store every record as one pack sealed at the scan's bound; remove the others."""
+        seal = max(filter(None, [self.scan.bound, self.scan.seal]))
+        replaced = [*self.scan.packs, *self.scan.damaged]
+        self._store(cached, {run_id: self.entries[run_id] for run_id in ids}, seal, replaced)
 
-def _verified(entries: Mapping[str, PackEntry], listing: RunListing) -> dict[str, PackEntry]:
-    """Return the entries whose record the listing shows with the size the pack claims."""
-    return {
-        run_id: entry
-        for run_id, entry in entries.items()
-        if listing.sizes.get(run_id, -1) == entry.size
-    }
+    def _merge(self, cached: CachedRuns) -> None:
+        """Store the invocations' packs read in this call as one; remove them."""
+        merged = [key for key in self.scan.read if self.scan.packs[key].sealed is None]
+        entries = {i: e for i, e in self.scan.entries.items() if i in self.entries}
+        self._store(cached, entries, None, merged if len(merged) == len(self.scan.read) else [])
+
+    def _store(
+        self,
+        cached: CachedRuns,
+        entries: dict[str, PackEntry],
+        sealed: str | None,
+        replaced: list[str],
+    ) -> None:
+        key = write_pack(self.backend, self.namespace, self.project, entries, sealed)
+        cached.packs[key] = PackInfo(sealed, PACK_FORMAT)
+        for old in replaced:
+            if old != key:
+                self.backend.delete(old)
+                cached.packs.pop(old, None)
+
+    def _reap(self, cached: CachedRuns) -> None:
+        """Pack the records listed after the floor and remove the dead markers."""
+        dead = [marker for marker in self.scan.markers if is_dead(self.backend, marker)]
+        if not dead:
+            return
+        listed = sorted(self.scan.listed)
+        self.fetch([run_id for run_id in listed if run_id not in self.entries])
+        if all(run_id in self.entries for run_id in listed):
+            self._store(cached, {run_id: self.entries[run_id] for run_id in listed}, None, [])
+            for marker in dead:
+                self.backend.delete(marker.key)
 
 
 def row_sources(
@@ -175,16 +205,21 @@ def row_sources(
 ) -> list[dict[str, Any]]:
     """Return the row source of every run record of ``project`` in ``namespace``, by run id."""
     backend = store.backend
-    listing = list_runs(backend, namespace, project, sizes=backend.remote)
-    ids = listing.ids
     path = _cache_file(store, project, namespace)
     cached = _read(path)
-    gone = cached.packs - set(listing.packs)  # merged into another by some reader
-    cached.packs -= gone
+    scan = scan_runs(backend, namespace, project, cached.packs, warn)
+    ids = scan.ids(cached.runs)
     missing = [run_id for run_id in ids if run_id not in cached.runs]
+    changed = bool(missing) or set(cached.packs) != set(scan.packs) or len(cached.runs) != len(ids)
+    cached.packs = dict(scan.packs)
+    filler = _Filler(backend, namespace, project, scan, warn)
     if missing:
-        _Filler(backend, namespace, project, warn).fill(listing, cached, missing)
-    if missing or gone or len(cached.runs) != len(ids):
+        filler.fill(cached, missing)
+    if missing or scan.full or scan.markers:
+        packs = dict(cached.packs)
+        filler.pack_up(cached, ids)
+        changed = changed or packs != cached.packs
+    if changed:
         cached.runs = {run_id: cached.runs[run_id] for run_id in ids if run_id in cached.runs}
         _write(path, cached)
     return [cached.runs[run_id] for run_id in ids if run_id in cached.runs]

@@ -126,8 +126,12 @@ class Backend(Protocol):
         """
         ...
 
-    def list_objects(self, prefix: str) -> list[ObjectInfo]:
-        """Return every object under ``prefix`` with its size and age, sorted by key."""
+    def list_objects(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
+        """Return every object under ``prefix`` with its size and age, sorted by key.
+
+        With ``start_after`` (a key), only the objects whose keys sort after it: on S3
+        the listing itself starts there, so the keys before it cost nothing.
+        """
         ...
 
     def uri(self, key: str) -> str:

@@ -174,9 +174,11 @@ class LocalBackend:
                 return sorted(keys)[:limit]
         return sorted(keys)
 
-    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+    def list_objects(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
         found = []
         for key in self.list_prefix(prefix):
+            if key <= start_after:
+                continue
             try:
                 info = os.stat(self._path(key))
             except FileNotFoundError:  # deleted since the listing

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from aeromancy.errors import NotFound, StoreDamaged, UsageError
@@ -14,7 +13,6 @@ from aeromancy.store.backend import Backend
 from aeromancy.store.damage import skip
 from aeromancy.store.layout import run_record_key, runs_prefix
 from aeromancy.store.manifest import Namespace
-from aeromancy.store.run_packs import is_pack_key
 
 
 def put_run_record(
@@ -75,51 +73,16 @@ def list_run_records(
 def list_run_ids(backend: Backend, namespace: Namespace, project: str) -> list[str]:
     """Return the ids of every run record of ``project``, sorted ([] when none)."""
     prefix = runs_prefix(namespace, project)
-    return sorted(filter(None, (_run_id(key, prefix) for key in backend.list_prefix(prefix))))
+    return sorted(filter(None, (run_id_of(key, prefix) for key in backend.list_prefix(prefix))))
 
 
-def _run_id(key: str, prefix: str) -> str | None:
+def run_id_of(key: str, prefix: str) -> str | None:
+    """Return the run id of the record at ``key`` under ``prefix``, or None if it is none."""
     rest = key[len(prefix) :]
     # Only direct children of the prefix: runs/<project>/<run-id>.json.
     if rest.endswith(".json") and "/" not in rest:
         return rest[: -len(".json")]
     return None
-
-
-@dataclass(frozen=True)
-class RunListing:
-    """What one listing of a project's runs folder shows: each record's run id and
-    size (None when the listing did not ask for sizes), and the run packs' keys."""
-
-    sizes: dict[str, int | None]
-    packs: list[str]
-
-    @property
-    def ids(self) -> list[str]:
-        """Return the run ids, sorted."""
-        return sorted(self.sizes)
-
-
-def list_runs(backend: Backend, namespace: Namespace, project: str, sizes: bool) -> RunListing:
-    """Return the run records and packs of ``project``; with ``sizes``, the record sizes.
-
-    On S3 sizes come with the listing; on a directory they cost one stat per record.
-    """
-    prefix = runs_prefix(namespace, project)
-    objects: list[tuple[str, int | None]]
-    if sizes:
-        objects = [(info.key, info.size) for info in backend.list_objects(prefix)]
-    else:
-        objects = [(key, None) for key in backend.list_prefix(prefix)]
-    found: dict[str, int | None] = {}
-    packs = []
-    for key, size in objects:
-        run_id = _run_id(key, prefix)
-        if run_id is not None:
-            found[run_id] = size
-        elif is_pack_key(key, namespace, project):
-            packs.append(key)
-    return RunListing(found, sorted(packs))
 
 
 def _decode(data: bytes, key: str) -> dict[str, Any]:

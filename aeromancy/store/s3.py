@@ -316,12 +316,17 @@ class S3Backend:
                 keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
         return sorted(keys)
 
-    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+    def list_objects(self, prefix: str, start_after: str = "") -> list[ObjectInfo]:
         strip = len(self._key(""))
         found: list[ObjectInfo] = []
         with self._translated():
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key(prefix)
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = (
+                paginator.paginate(
+                    Bucket=self.bucket, Prefix=self._key(prefix), StartAfter=self._key(start_after)
+                )
+                if start_after
+                else paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix))
             )
             for page in pages:
                 found.extend(

@@ -59,6 +59,12 @@ def stored_bytes(store: Store, record: dict[str, Any], namespace: str = "dev") -
     return data
 
 
+def entries_of(store: Store, key: str) -> set[str]:
+    pack = read_pack(store.backend, key)
+    assert pack is not None
+    return set(pack.entries)
+
+
 def no_warnings(message: str) -> None:
     raise AssertionError(f"unexpected warning: {message}")
 
@@ -68,10 +74,13 @@ def test_an_invocation_packs_its_records_and_a_cold_reader_uses_the_pack(
 ) -> None:
     project.ok(*RUN)
     store = project.store()
-    [key] = pack_keys(store)
-    entries = read_pack(store.backend, key)
+    # The first writer's empty sealed pack, and the invocation's pack.
+    packs = [read_pack(store.backend, key) for key in pack_keys(store)]
+    [first] = [p for p in packs if p is not None and p.sealed is not None]
+    [pack] = [p for p in packs if p is not None and p.sealed is None]
+    assert first.entries == {}
+    entries = pack.entries
     records = project.records()
-    assert entries is not None
     assert sorted(entries) == sorted(r["run_id"] for r in records)
     for record in records:
         data = stored_bytes(store, record)
@@ -84,7 +93,7 @@ def test_an_invocation_packs_its_records_and_a_cold_reader_uses_the_pack(
     monkeypatch.setenv("AEROMANCY_CACHE", str(tmp_path / "new-machine"))
     cold, backend = counted(project.store_url)
     sources = all_row_sources(cold, "exp", no_warnings)
-    assert backend.reads == {"packs": 1}
+    assert backend.reads == {"packs": 2}
     assert sources == [row_source(r) for r in records]
     # Warm: nothing read at all.
     backend.reads.clear()
@@ -94,29 +103,34 @@ def test_an_invocation_packs_its_records_and_a_cold_reader_uses_the_pack(
 
 def test_a_sweep_is_one_pack_for_all_its_variants(project: Project) -> None:
     project.ok(*RUN, "--sweep", "train.lr=0.1,0.2,0.3")
-    [key] = pack_keys(project.store())
-    entries = read_pack(project.store().backend, key)
-    assert entries is not None
+    packs = [read_pack(project.store().backend, key) for key in pack_keys(project.store())]
+    [entries] = [p.entries for p in packs if p is not None and p.entries]
     assert sorted(entries) == sorted(r["run_id"] for r in project.records())
     assert len(entries) == 2 + 3 * 2  # prepare and baseline once, train and report per variant
 
 
 def test_a_damaged_pack_is_ignored_with_one_warning(project: Project) -> None:
     project.ok(*RUN)
-    [key] = pack_keys(project.store())
+    [key] = [k for k in pack_keys(project.store()) if entries_of(project.store(), k)]
     path = Path(project.store_url) / key
     path.chmod(0o644)
     path.write_bytes(gzip.compress(b"{not json"))
+    size = path.stat().st_size
     result = project.cli("results", "--all", "--format", "csv")
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert warnings == [
         f"warning: ignoring damaged run pack {key}: its bytes do not hash to its name "
-        f"({path.stat().st_size} bytes) (it only repeats stored run records: deleting it "
+        f"({size} bytes) (it only repeats stored run records: deleting it "
         "loses nothing)"
     ]
     runs = [line.split(",")[0] for line in result.stdout.splitlines()[1:]]
     assert runs == [r["run_id"] for r in project.records()]
+    # That reader listed every record and stored them all as one sealed pack in its place.
+    assert not path.exists()
+    again = project.cli("results", "--all", "--format", "csv")
+    assert again.exit_code == 0, again.output
+    assert "warning" not in again.output
 
 
 def test_a_pack_entry_the_listing_contradicts_is_not_trusted(
@@ -133,7 +147,7 @@ def test_a_pack_entry_the_listing_contradicts_is_not_trusted(
     cold, backend = counted(project.store_url)
     [source] = all_row_sources(cold, "exp", no_warnings)
     assert source["fixed"]["task"] == "prepare"
-    assert backend.reads == {"packs": 1, "records": 1}
+    assert backend.reads == {"packs": 3, "records": 1}  # first writer's, invocation's, forged
 
 
 def put_records(store: Store, count: int, group: str = "g1") -> list[dict[str, Any]]:
@@ -170,6 +184,7 @@ def test_a_reader_packs_many_records_it_read_one_by_one(
     assert backend.reads == {"packs": 1}
     assert sources == [row_source(r) for r in records]
     assert pack_keys(store) == [key]
+    assert entries_of(store, key) == {r["run_id"] for r in records}
 
 
 def test_many_packs_are_merged_into_one(
@@ -189,9 +204,7 @@ def test_many_packs_are_merged_into_one(
     assert all_row_sources(first, "exp", no_warnings) == expected
     assert backend.reads == {"packs": count}
     [merged] = pack_keys(store)
-    entries = read_pack(store.backend, merged)
-    assert entries is not None
-    assert sorted(entries) == sorted(r["run_id"] for r in records)
+    assert entries_of(store, merged) == {r["run_id"] for r in records}
     monkeypatch.setenv("AEROMANCY_CACHE", str(tmp_path / "new-machine"))
     second, backend = counted(s3_store_url)
     assert all_row_sources(second, "exp", no_warnings) == expected
@@ -204,6 +217,8 @@ def test_a_pack_is_named_by_its_bytes_and_the_same_entries_give_the_same_pack() 
     assert encode_pack({"r1": entry}) == data
     document = json.loads(gzip.decompress(data))
     assert document == {
-        "format": 1,
+        "format": 2,
+        "sealed": None,
         "runs": {"r1": {"size": 3, "sha256": "ab", "record": entry.record}},
     }
+    assert encode_pack({"r1": entry}, sealed="20261201-000000") != data
