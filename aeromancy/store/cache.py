@@ -66,11 +66,7 @@ class BlobCache:
                 # The digest of the bytes as they were written: no second read of them.
                 written = self._download_to(sha256_hex, temp, progress, size)
             if written != sha256_hex:
-                raise StoreDamaged(
-                    f"the store is damaged: blob {sha256_hex} in {self.backend.describe()} "
-                    "does not match its digest",
-                    "push the artifact again",
-                )
+                raise blob_damaged(sha256_hex, self.backend)
             with self._writing():
                 os.chmod(temp, READ_ONLY)
                 entry.parent.mkdir(parents=True, exist_ok=True)
@@ -95,14 +91,27 @@ class BlobCache:
         try:
             return self.backend.download_file(blob_key(sha256_hex), temp, progress, size)
         except NotFound as exc:
-            raise StoreDamaged(
-                f"the store is damaged: blob {sha256_hex} is missing from "
-                f"{self.backend.describe()}",
-                "push the artifact again, or restore the blob from a backup",
-            ) from exc
+            raise blob_missing(sha256_hex, self.backend) from exc
 
     def _writing(self) -> AbstractContextManager[None]:
         return writing(
             f"cannot write to the cache at {self.root}",
             f"point {CACHE_ENV} at a directory on another disk",
         )
+
+
+def blob_damaged(sha256_hex: str, backend: Backend) -> StoreDamaged:
+    """Return the error for a blob whose bytes do not hash to its name (exit 3)."""
+    return StoreDamaged(
+        f"the store is damaged: blob {sha256_hex} in {backend.describe()} "
+        "does not match its digest",
+        "push the artifact again",
+    )
+
+
+def blob_missing(sha256_hex: str, backend: Backend) -> StoreDamaged:
+    """Return the error for a blob a manifest names but the store lacks (exit 3)."""
+    return StoreDamaged(
+        f"the store is damaged: blob {sha256_hex} is missing from {backend.describe()}",
+        "push the artifact again, or restore the blob from a backup",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import BufferedIOBase, RawIOBase
@@ -39,6 +40,18 @@ def sha256_file(path: Path, chunk_size: int = CHUNK_SIZE) -> str:
     with open(path, "rb", buffering=0) as handle:
         while count := handle.readinto(buffer):
             digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def sha256_fd(fd: int, chunk_size: int = CHUNK_SIZE) -> str:
+    """Return the sha256 hex digest of the whole file open at ``fd`` (read from offset 0)."""
+    digest = hashlib.sha256()
+    buffer = _chunk_buffer(chunk_size)
+    view = memoryview(buffer)
+    position = 0
+    while count := os.preadv(fd, [buffer], position):
+        digest.update(view[:count])
+        position += count
     return digest.hexdigest()
 
 

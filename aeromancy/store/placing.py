@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
+import secrets
 import stat
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -33,6 +36,10 @@ from aeromancy.store.diskerrors import writing
 from aeromancy.store.hashing import sha256_file
 
 READ_ONLY = 0o444
+#: Fills one empty temporary file (a descriptor open for reading and writing) with a
+#: file's bytes and checks them, raising (StoreDamaged, ...) when they are wrong.
+FillFile = Callable[[int], None]
+_OTHER_DISK = "pull into a directory on another disk"
 PART_SUFFIX = ".aeromancy-part"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: Errors of link(2) that mean "this filesystem has no hard links": rename instead.
@@ -125,6 +132,24 @@ def place_files(dest: Path, sources: list[tuple[Path, str]], all_paths: list[str
         tree.keep()
 
 
+def write_files(dest: Path, fills: list[tuple[FillFile, str]], all_paths: list[str]) -> None:
+    """Write each (fill, relative path) under ``dest``, read-only: all checked, then named.
+
+    Each file is filled under a temporary name and checked by its fill; only when
+    every file is written does any get its name. So a blob found damaged, or a full
+    disk, leaves nothing under DEST: the temporary files and the directories this
+    call made are removed again.
+    """
+    with _Tree(dest) as tree:
+        for directory in sorted({str(PurePosixPath(path).parent) for path in all_paths}):
+            tree.sweep_dead_parts(directory)
+        for fill, relative in fills:
+            path = PurePosixPath(relative)
+            tree.stage(fill, str(path.parent), path.name)
+        tree.publish_staged()
+        tree.keep()
+
+
 class _Tree:
     """Directory fds under DEST, opened without following links, and what was made."""
 
@@ -133,7 +158,11 @@ class _Tree:
         self.fds: dict[str, int] = {}
         self.made_dirs: list[Path] = []
         self.placed: list[Path] = []
+        #: Files written under temporary names, not yet named: (dir fd, temp, name, path).
+        self.staged: list[tuple[int, str, str, Path]] = []
         self.kept = False
+        self._temp_prefix = f"{owner()}-{secrets.token_hex(6)}-"
+        self._counter = itertools.count()
 
     def __enter__(self) -> _Tree:
         with writing(f"cannot write {self.dest}", "pull into a directory on another disk"):
@@ -145,6 +174,9 @@ class _Tree:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        for fd, temp, _name, _target in self.staged:
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=fd)
         for fd in self.fds.values():
             os.close(fd)
         if not self.kept:
@@ -210,6 +242,32 @@ class _Tree:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temp, dir_fd=fd)
+
+    def stage(self, fill: FillFile, relative_dir: str, name: str) -> None:
+        """Fill a new temporary file in DEST/``relative_dir``; :meth:`publish_staged` names it."""
+        fd = self.dir_fd("." if relative_dir in ("", ".") else relative_dir)
+        target = self.dest / relative_dir / name
+        temp = f".{name}.{self._temp_prefix}{next(self._counter)}{PART_SUFFIX}"
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with writing(f"cannot write {target}", _OTHER_DISK):
+            out = os.open(temp, flags, 0o600, dir_fd=fd)
+            self.staged.append((fd, temp, name, target))  # from now on removed if anything fails
+            try:
+                fill(out)
+                os.fchmod(out, READ_ONLY)
+            finally:
+                os.close(out)
+
+    def publish_staged(self) -> None:
+        """Give every staged file its name (refused if the name appeared meanwhile)."""
+        while self.staged:
+            fd, temp, name, target = self.staged[-1]
+            with writing(f"cannot write {target}", _OTHER_DISK):
+                _publish(temp, name, fd, target)
+                self.placed.append(target)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp, dir_fd=fd)
+            self.staged.pop()
 
 
 def _try_hard_link(source: Path, name: str, dir_fd: int, target: Path) -> bool:

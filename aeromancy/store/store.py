@@ -23,11 +23,14 @@ from aeromancy.store import gc, runs, versions
 from aeromancy.store.backend import Backend, ProgressCallback
 from aeromancy.store.blobs import BlobStore
 from aeromancy.store.cache import BlobCache
+from aeromancy.store.copying import hard_links_wanted
 from aeromancy.store.layout import blob_key, check_namespace
+from aeromancy.store.local import LocalBackend
 from aeromancy.store.manifest import ArtifactVersion, FileEntry, Namespace
 from aeromancy.store.paths import SourceFile, check_relative_path, collect_files
-from aeromancy.store.placing import Wanted, files_to_write, place_files
+from aeromancy.store.placing import Wanted, files_to_write, place_files, write_files
 from aeromancy.store.progress import transfer_progress
+from aeromancy.store.pulling import blob_fill, size_damage
 from aeromancy.store.refs import Reference, parse_ref
 from aeromancy.store.statcache import StatCache
 
@@ -207,7 +210,9 @@ class Store:
         """Write ``version``'s files under ``dest_dir`` read-only and return ``dest_dir``.
 
         Every blob is verified against its sha256 in the cache first, then reflinked
-        or copied (never the cache's own inode; see :mod:`.placing`). Files already
+        or copied (never the cache's own inode; see :mod:`.placing`); from a local
+        store, each file is copied from the blob and verified in one pass, with no
+        cache copy, and named once all are (see :mod:`.pulling`). Files already
         holding the right bytes are kept (a re-pull completes a killed one). Refuses,
         writing nothing, when another file or a link is in the way; a write that fails
         (a full disk) removes what was placed and raises InfrastructureError (exit 3).
@@ -215,6 +220,10 @@ class Store:
         dest = Path(dest_dir)
         wanted = [Wanted(check_relative_path(f.path), f.size, f.sha256) for f in version.files]
         missing = files_to_write(dest, wanted)
+        all_paths = [item.path for item in wanted]
+        if isinstance(self.backend, LocalBackend) and not hard_links_wanted():
+            _pull_local(self.backend, version, dest, missing, all_paths)
+            return dest
         digests = sorted({item.sha256 for item in missing})
         with transfer_progress(f"pull {version.ref}", sum(i.size for i in missing)) as progress:
             sizes = {item.sha256: item.size for item in missing}
@@ -222,7 +231,7 @@ class Store:
         for item in missing:
             _check_size(version, item, cached[item.sha256])
         sources = [(cached[item.sha256], item.path) for item in missing]
-        place_files(dest, sources, [item.path for item in wanted])
+        place_files(dest, sources, all_paths)
         return dest
 
     def has_content(self, version: ArtifactVersion) -> bool:
@@ -319,6 +328,22 @@ class Store:
         )
 
 
+def _pull_local(
+    backend: LocalBackend,
+    version: ArtifactVersion,
+    dest: Path,
+    missing: list[Wanted],
+    all_paths: list[str],
+) -> None:
+    """Write ``missing`` from a local store's blobs, each verified, with no cache copy.
+
+    A local store's blob is on this machine already (see :mod:`.pulling`).
+    """
+    with transfer_progress(f"pull {version.ref}", sum(i.size for i in missing)) as bar:
+        fills = [(blob_fill(backend, version.ref, item, bar), item.path) for item in missing]
+        write_files(dest, fills, all_paths)
+
+
 def _ignore(_count: int) -> None:
     return None
 
@@ -327,11 +352,7 @@ def _check_size(version: ArtifactVersion, item: Wanted, cached: Path) -> None:
     """Raise StoreDamaged when a verified blob's size differs from what the manifest says."""
     actual = cached.stat().st_size
     if actual != item.size:
-        raise StoreDamaged(
-            f"the store is damaged: {version.ref} gives {item.path} {item.size} bytes, "
-            f"but its blob holds {actual}",
-            "restore the manifest from a backup, or push the artifact again",
-        )
+        raise size_damage(version.ref, item, actual)
 
 
 def _json_object(metadata: dict[str, Any] | None) -> dict[str, Any]:

@@ -86,9 +86,12 @@ def test_pull_that_cannot_write_the_cache_exits_3_and_leaves_nothing(
 
     result = aeromancy(project, "--store", store_url, "pull", "data", "out", limited=True)
 
-    assert_one_line_error(result, "cannot write to the cache", "AEROMANCY_CACHE")
+    if store_url.startswith("s3://"):
+        assert_one_line_error(result, "cannot write to the cache", "AEROMANCY_CACHE")
+    else:  # a local store's blob is copied straight into DEST, with no cache copy
+        assert_one_line_error(result, "cannot write out/big.bin", "File too large")
     assert (files_under(cache) if cache.exists() else []) == before
-    assert not (project / "out" / "big.bin").exists()
+    assert not (project / "out").exists()  # no file, no temporary file, no directory
 
 
 @pytest.fixture

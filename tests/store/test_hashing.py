@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
-from aeromancy.store.hashing import copy_hashing, sha256_file
+from aeromancy.store.copying import copy_verifying
+from aeromancy.store.hashing import PIPELINE_FROM, copy_hashing, sha256_file
 
 CHUNK = 4096
 #: The copy hashes in a second thread from 4 chunks on (in these tests).
@@ -64,3 +66,60 @@ def test_a_small_file_that_grew_is_copied_to_its_end(tmp_path: Path, grown_to: i
 
     assert dest.read_bytes() == data
     assert digest == hashlib.sha256(data).hexdigest()
+
+
+def _copy_verifying(tmp_path: Path, data: bytes) -> tuple[str, bytes]:
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.write_bytes(data)
+    src = os.open(source, os.O_RDONLY)
+    out = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        digest = copy_verifying(src, out, len(data))
+    finally:
+        os.close(src)
+        os.close(out)
+    return digest, dest.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "size", [0, 3000, PIPELINE_FROM - 1, PIPELINE_FROM, PIPELINE_FROM + (9 << 20) + 7]
+)
+def test_copy_verifying_copies_every_byte_and_hashes_them(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    digest, copied = _copy_verifying(tmp_path, data)
+    assert copied == data
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("refused", [errno.EXDEV, errno.EOPNOTSUPP])
+def test_copy_verifying_falls_back_where_the_kernel_will_not_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: int
+) -> None:
+    def no_copy_range(*_args: object) -> int:
+        raise OSError(refused, os.strerror(refused))
+
+    monkeypatch.setattr(os, "copy_file_range", no_copy_range)
+    data = os.urandom(PIPELINE_FROM + 5)
+    digest, copied = _copy_verifying(tmp_path, data)
+    assert copied == data
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+def test_copy_verifying_hashes_the_copy_not_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above PIPELINE_FROM the digest is read back from the copy: a bad copy shows."""
+    real = os.copy_file_range
+
+    def copy_range_flipping_a_byte(src: int, dst: int, count: int) -> int:
+        start = os.lseek(dst, 0, os.SEEK_CUR)
+        copied = real(src, dst, count)
+        if start == 0 and copied:
+            os.pwrite(dst, b"\x00" if os.pread(dst, 1, 0) != b"\x00" else b"\x01", 0)
+        return copied
+
+    monkeypatch.setattr(os, "copy_file_range", copy_range_flipping_a_byte)
+    data = os.urandom(PIPELINE_FROM + 5)
+    digest, copied = _copy_verifying(tmp_path, data)
+    assert copied != data
+    assert digest == hashlib.sha256(copied).hexdigest() != hashlib.sha256(data).hexdigest()
