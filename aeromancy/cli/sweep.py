@@ -72,7 +72,13 @@ def run_swept(
                     packer=packer,
                 )
 
-            results = run_sweep(sweep, invocation, make_executor, stop=children.stop_all)
+            def stop() -> None:
+                children.stop_all()
+                everywhere = getattr(backend, "stop_everywhere", None)  # a cluster's
+                if everywhere is not None:
+                    everywhere()
+
+            results = run_sweep(sweep, invocation, make_executor, stop=stop)
     except KeyboardInterrupt:
         print_error(err, "interrupted: every running task was stopped; nothing of theirs is kept")
         raise click.exceptions.Exit(INTERRUPTED) from None

@@ -106,7 +106,15 @@ def _wait_for_workers(client: Client, address: str) -> None:
 
 def _check_workers(client: Client, environment_image: str, store: str) -> None:
     with _probe(store) as (path, text):
-        reports = client.run(worker_report, path)
+        try:
+            reports = client.run(worker_report, path)
+        except (OSError, TimeoutError) as exc:  # the scheduler cannot reach a worker
+            raise InfrastructureError(
+                f"the cluster's workers could not be asked about their environment "
+                f"({_first_line(exc)})",
+                "a worker must listen on an address the scheduler reaches "
+                "(`dask worker --host NODE-HOST`)",
+            ) from exc
     found = refusal(reports, environment_image, text)
     if found is not None:
         raise UsageError(
@@ -131,6 +139,11 @@ def _probe(store: str) -> Iterator[tuple[str | None, str | None]]:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def total_threads(client: Client) -> int:
@@ -182,14 +195,37 @@ def _offers(offered: dict[str, dict[str, float]]) -> str:
 
 def backend_factory(
     client: Client, store: str, tracker: str, resources: Resources | None = None
-) -> Callable[[RunServices, ChildProcesses, int], DaskBackend]:
+) -> DaskBackends:
     """Return the executor's backend factory for runs on ``client``'s cluster;
     ``resources`` are the worker resources every task run needs, over the task's own."""
-    from aeromancy.cluster.backend import DaskBackend
+    return DaskBackends(client, store, tracker, dict(resources or {}))
 
-    given = dict(resources or {})
 
-    def make(services: RunServices, _children: ChildProcesses, jobs: int) -> DaskBackend:
-        return DaskBackend(client, services, store, tracker, jobs, resources=given)
+class DaskBackends:
+    """Makes a DaskBackend per executor (a sweep has one per variant) and can stop them
+    all at once (Ctrl-C during a sweep: :meth:`stop_everywhere`)."""
 
-    return make
+    def __init__(self, client: Client, store: str, tracker: str, resources: Resources) -> None:
+        self.client = client
+        self.store = store
+        self.tracker = tracker
+        self.resources = resources
+        self._made: list[DaskBackend] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, services: RunServices, _children: ChildProcesses, jobs: int) -> DaskBackend:
+        from aeromancy.cluster.backend import DaskBackend
+
+        made = DaskBackend(
+            self.client, services, self.store, self.tracker, jobs, resources=self.resources
+        )
+        with self._lock:
+            self._made.append(made)
+        return made
+
+    def stop_everywhere(self) -> None:
+        """Stop every task run of every backend made (their futures are cancelled)."""
+        with self._lock:
+            made = list(self._made)
+        for backend in made:
+            backend.stop()

@@ -10,19 +10,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
 
 from aeromancy.cluster.backend import DaskBackend
+from aeromancy.cluster.session import backend_factory
 from aeromancy.execution.executor import Executor, code_identities
 from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome
 from aeromancy.execution.task_run import TaskRequest
+from aeromancy.fingerprint import CodeIdentity
 from aeromancy.identity import RunIdentity
 from aeromancy.planning import build_plan, load_graph
 from aeromancy.store import open_store
+from aeromancy.tasks import TaskSpec
 from aeromancy.tracking.none import NoneTracker
 
 PIPELINE = """\
@@ -73,9 +77,22 @@ def wait_for(predicate: object, timeout: float) -> bool:
     return False
 
 
-def test_stop_kills_the_running_task_on_the_worker_and_keeps_nothing(
-    client: Client, tmp_path: Path
-) -> None:
+@dataclass
+class Setup:
+    store_url: str
+    executor: Executor
+    spec: TaskSpec
+    code: CodeIdentity
+
+    def request(self, pid_file: Path, variant: int = 0) -> TaskRequest:
+        config = {"pid_file": str(pid_file), "seconds": 60.0}
+        return TaskRequest(
+            self.spec, config, {}, "sha256:fp", self.code, variant={"index": variant}
+        )
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
     root = tmp_path / "demo"
     root.mkdir()
     (root / "pipeline.py").write_text(PIPELINE)
@@ -85,11 +102,16 @@ def test_stop_kills_the_running_task_on_the_worker_and_keeps_nothing(
     invocation = Invocation("demo", root, "pipeline.py", "dev", RunIdentity(), "env", "g1")
     executor = Executor(plan, store, invocation, NoneTracker())
     code = code_identities(plan, root, "pipeline.py")["slow"]
-    backend = DaskBackend(client, executor.services(), store_url, "none", 2)
+    return Setup(store_url, executor, plan.graph.specs["slow"], code)
+
+
+def test_stop_kills_the_running_task_on_the_worker_and_keeps_nothing(
+    client: Client, tmp_path: Path, setup: Setup
+) -> None:
+    store, store_url = open_store(setup.store_url), setup.store_url
+    backend = DaskBackend(client, setup.executor.services(), store_url, "none", 2)
     pid_file = tmp_path / "pid"
-    config = {"pid_file": str(pid_file), "seconds": 60.0}
-    request = TaskRequest(plan.graph.specs["slow"], config, {}, "sha256:fp", code)
-    settled = backend.submit(request)
+    settled = backend.submit(setup.request(pid_file))
     assert wait_for(lambda: pid_file.is_file() and pid_file.read_text(), 60), "never started"
     pid = int(pid_file.read_text())
     assert alive(pid)
@@ -104,3 +126,21 @@ def test_stop_kills_the_running_task_on_the_worker_and_keeps_nothing(
     assert wait_for(lambda: not any(client.processing().values()), 10)
     assert store.list_versions("demo", "slow", namespace="dev") == []
     assert store.list_run_records("demo", namespace="dev") == []
+
+
+def test_a_sweeps_backends_are_stopped_everywhere_at_once(
+    client: Client, tmp_path: Path, setup: Setup
+) -> None:
+    """A sweep makes one backend per variant; Ctrl-C stops the task runs of all."""
+    factory = backend_factory(client, setup.store_url, "none")
+    pid_files = [tmp_path / "pid-a", tmp_path / "pid-b"]
+    settled = []
+    for index, pid_file in enumerate(pid_files):  # one backend per variant, as a sweep
+        backend = factory(setup.executor.services(), None, 1)  # type: ignore[arg-type]
+        settled.append(backend.submit(setup.request(pid_file, index)))
+    assert wait_for(lambda: all(p.is_file() and p.read_text() for p in pid_files), 60)
+    pids = [int(p.read_text()) for p in pid_files]
+    factory.stop_everywhere()
+    assert [f.result(timeout=30).outcome for f in settled] == [Outcome.FAILED] * 2
+    assert wait_for(lambda: not any(alive(pid) for pid in pids), 10)
+    assert open_store(setup.store_url).list_run_records("demo", namespace="dev") == []
