@@ -47,14 +47,28 @@ class BlobStore:
         """Store ``files``, skipping blobs already present; return their entries, in order.
 
         A file the stat cache knows, unchanged, whose blob the store holds is not read
-        at all. Largest files start first: their long hash passes and transfers then
-        overlap the small ones, instead of one big file running alone at the end.
+        at all; where checking that costs no round trip, it is checked here, and only
+        the files left go to the threads. Largest files start first: their long hash
+        passes and transfers then overlap the small ones, instead of one big file
+        running alone at the end.
         """
-        present = self._listed_blobs() if len(files) >= LIST_INSTEAD_OF_PROBING else None
-        push = _Push(self, progress, present, self._known_digests(files))
-        largest_first = sorted(files, key=lambda source: source.size, reverse=True)
-        with ThreadPoolExecutor(self._pool_size(len(files))) as pool:
-            entries = {entry.path: entry for entry in pool.map(push.put, largest_first)}
+        known = self._known_digests(files)
+        present = self._listed_blobs() if self._worth_listing(len(files), len(known)) else None
+        push = _Push(self, progress, present, known)
+        entries: dict[str, FileEntry] = {}
+        left = files
+        if present is not None or not self.backend.remote:
+            left = []
+            for source in files:
+                reused = push.reused(source)
+                if reused is None:
+                    left.append(source)
+                else:
+                    entries[reused.path] = reused
+        largest_first = sorted(left, key=lambda source: source.size, reverse=True)
+        if largest_first:
+            with ThreadPoolExecutor(self._pool_size(len(largest_first))) as pool:
+                entries.update((entry.path, entry) for entry in pool.map(push.put, largest_first))
         if self.stat_cache is not None:
             self.stat_cache.record(push.hashed)
         return [entries[source.path] for source in files]
@@ -71,6 +85,15 @@ class BlobStore:
                 continue  # the backend reports it when it reads the file
         known = self.stat_cache.lookup(states.items())
         return {path: (states[path], digest) for path, digest in known.items()}
+
+    def _worth_listing(self, files: int, known: int) -> bool:
+        """Return True when one listing of the blobs beats a probe per file.
+
+        Locally a probe is a stat, so the files the stat cache knows (a probe each)
+        do not count: an unchanged re-push probes, a first push lists.
+        """
+        probed = files if self.backend.remote else files - known
+        return probed >= LIST_INSTEAD_OF_PROBING
 
     def _listed_blobs(self) -> frozenset[str] | None:
         """Return every blob key when a store holds few enough to list; None otherwise.
@@ -112,13 +135,17 @@ class _Push:
         self._lock = threading.Lock()
 
     def put(self, source: SourceFile) -> FileEntry:
+        return self.reused(source) or self._store(source)
+
+    def reused(self, source: SourceFile) -> FileEntry | None:
+        """Return the entry of a file the stat cache knows, unchanged and stored; else None."""
         known = self.known.get(source.local)
         if known is not None and self._unchanged(source.local, known[0]):
             state, sha256_hex = known
             if self.blobs.stored(sha256_hex, self.present):
                 self.progress(state.size)
                 return FileEntry(source.path, state.size, sha256_hex)
-        return self._store(source)
+        return None
 
     def _store(self, source: SourceFile) -> FileEntry:
         def destination(sha256_hex: str) -> str | None:
