@@ -6,15 +6,21 @@ into a local store and into a moto S3 server on loopback, then times, as whole
 ``aeromancy`` processes (bytecode compiled once beforehand, as an installed package
 has it):
 
-- cold (empty local cache) ``results --all --format csv`` on a store whose records have
-  no run pack (as written before packs: one read per record), then on the same records
-  with one pack per invocation (as ``aeromancy run`` writes them), then with the one
-  pack the previous cold reader merged them into;
+- cold (empty local cache) ``results --all --format csv``: on records without packs
+  (a store written before packs: lists every key, one read per record; that reader
+  then stores one sealed pack); on one pack per invocation without a sealed pack (the
+  first reader after an upgrade: lists every key once, then seals); on the sealed pack
+  that reader stored (a new machine: no record key before the floor is listed); on
+  the first writer's empty sealed pack plus one pack per invocation (a store written
+  by this version: no full listing; that reader merges the 101 packs into one);
 - warm (cache filled) ``results --all --format csv``, ``results --all`` (the terminal
   layout) and ``results`` (the default: the newest invocation).
 
-"S3 LIST" is the bare listing of the runs folder with boto3, the floor of every S3
-figure. Targets: warm < 1 s, cold from S3 < 5 s.
+For S3 each cold row names its requests, counted by one in-process read of the same
+state just before (its writes refused, so the timed run finds the store unchanged;
+the timed run also stores its pack: one PutObject, and a DeleteObject per pack it
+replaces). "S3 LIST" is the bare listing of the runs folder with boto3: what any reader
+that lists every record pays first. Targets: warm < 1 s, cold from S3 < 5 s.
 
 Sweeps: planning a 1,000-variant sweep of a two-task graph in-process (target < 1 s),
 and the per-variant cost of ``run --dev --sweep`` over V variants of a trivial task
@@ -35,6 +41,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,8 +49,9 @@ from typing import Any
 
 import boto3
 
+from aeromancy.experiments.record_cache import all_row_sources
 from aeromancy.store import Store, open_store
-from aeromancy.store.run_packs import RunPacker, packs_prefix
+from aeromancy.store.run_packs import RunPacker, packs_prefix, write_pack
 from aeromancy.tracking.environment import capture_environment
 
 AEROMANCY = Path(sys.executable).with_name("aeromancy")
@@ -100,9 +108,13 @@ def remove_packs(store: Store) -> None:
         store.backend.delete(key)
 
 
-def pack_by_invocation(store: Store, written: dict[str, tuple[bytes, dict[str, Any]]]) -> None:
-    """Replace every pack by one per invocation, as ``aeromancy run`` leaves them."""
-    remove_packs(store)
+def pack_by_invocation(
+    store: Store, written: dict[str, tuple[bytes, dict[str, Any]]], keep: bool = False
+) -> None:
+    """Replace every pack (but with ``keep``) by one per invocation, as ``aeromancy run``
+    leaves them."""
+    if not keep:
+        remove_packs(store)
     packers: dict[str, RunPacker] = {}
     for run_id, (stored, data) in written.items():
         packer = packers.setdefault(data["group"], RunPacker(store.backend, "tracked", PROJECT))
@@ -177,6 +189,39 @@ def s3_list(bucket: str) -> Callable[[], None]:
 Row = tuple[str, str, tuple[float, float]]
 
 
+def seal_as_first_writer(store: Store) -> None:
+    """Store the empty sealed pack the first writer of a project stores."""
+    write_pack(store.backend, "tracked", PROJECT, {}, sealed="20261130-000000")
+
+
+class ReadOnly(OSError):
+    """Raised for a write in the counted pass, which must leave the store as it is (the
+    reader takes it as a store that refuses writes, and reads on)."""
+
+
+def s3_requests(store_url: str, cache: Path) -> Counter[str]:
+    """Return the S3 requests of one cold read in this process (writes refused, so the
+    store stays as the timed run then finds it)."""
+    store = open_store(store_url)
+    client = store.backend.client  # type: ignore[attr-defined]
+    counts: Counter[str] = Counter()
+
+    def count(event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        counts[operation] += 1
+        if operation in ("PutObject", "DeleteObject", "CopyObject"):
+            raise ReadOnly(operation)
+
+    client.meta.events.register("before-call.s3", count)
+    shutil.rmtree(cache, ignore_errors=True)
+    os.environ["AEROMANCY_CACHE"] = str(cache)
+    try:
+        all_row_sources(store, PROJECT, lambda _message: None)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return counts
+
+
 def bench_store(
     label: str,
     store_url: str,
@@ -191,14 +236,30 @@ def bench_store(
         shutil.rmtree(cache, ignore_errors=True)
 
     csv_all = command(store_url, env, "results", "--all", "--format", "csv")
+    rows: list[Row] = []
+
+    def cold(what: str, times: int) -> None:
+        packs = len(store.backend.list_prefix(packs_prefix("tracked", PROJECT)))
+        counts = s3_requests(store_url, cache.with_name("counted")) if store.backend.remote else {}
+        shown = ", ".join(f"{n} {op}" for op, n in sorted(counts.items()))
+        rows.append(
+            (
+                label,
+                f"cold csv, {what} [{packs} packs{': ' if shown else ''}{shown}]",
+                best(times, csv_all, clear),
+            )
+        )
+
     remove_packs(store)
-    rows = [(label, "cold csv, no packs (one read per record)", best(1, csv_all, clear))]
+    cold("no packs (before packs: lists all, reads each)", 1)
     pack_by_invocation(store, written)
-    packs = len(store.backend.list_prefix(packs_prefix("tracked", PROJECT)))
-    rows.append((label, f"cold csv, {packs} invocation packs", best(1, csv_all, clear)))
-    packs = len(store.backend.list_prefix(packs_prefix("tracked", PROJECT)))
-    merged = "the merged pack" if packs == 1 else f"again, {packs} packs"
-    rows.append((label, f"cold csv, {merged}", best(repeat, csv_all, clear)))
+    cold("invocation packs, no seal (lists all once)", 1)
+    cold("the sealed pack that reader stored", repeat)
+    remove_packs(store)
+    seal_as_first_writer(store)
+    pack_by_invocation(store, written, keep=True)
+    cold("first writer's seal + invocation packs", 1)
+    cold("the sealed pack that reader stored", repeat)
     rows += [
         (label, "warm csv: results --all --format csv", best(repeat, csv_all)),
         (
@@ -335,11 +396,11 @@ def main() -> None:
         server.wait()
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"\n`aeromancy results` over {args.records} run records (best of {args.repeat})")
-    print(f"{'store':<6} {'what':<46} {'wall s':>7} {'cpu s':>7} {'vs no packs':>12}")
+    print(f"{'store':<6} {'what':<100} {'wall s':>7} {'cpu s':>7} {'vs no packs':>12}")
     baseline = {label: t[0] for label, what, t in rows if "no packs" in what}
     for label, what, (wall, cpu) in rows:
         ratio = wall / baseline[label]
-        print(f"{label:<6} {what:<46} {wall:>7.2f} {cpu:>7.2f} {ratio:>11.3f}x")
+        print(f"{label:<6} {what:<100} {wall:>7.2f} {cpu:>7.2f} {ratio:>11.3f}x")
     print(f"\nplanning a 1,000-variant sweep: {planning[0]:.3f} s wall, {planning[1]:.3f} s CPU")
     sweep, loop = per_variant
     print(

@@ -182,10 +182,10 @@ class _Filler:
     ) -> None:
         key = write_pack(self.backend, self.namespace, self.project, entries, sealed)
         cached.packs[key] = PackInfo(sealed, PACK_FORMAT)
-        for old in replaced:
-            if old != key:
-                self.backend.delete(old)
-                cached.packs.pop(old, None)
+        gone = [old for old in replaced if old != key]
+        _map(self.backend, self.backend.delete, gone)
+        for old in gone:
+            cached.packs.pop(old, None)
 
     def _reap(self, cached: CachedRuns) -> None:
         """Pack the records listed after the floor and remove the dead markers."""
