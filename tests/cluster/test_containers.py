@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -251,8 +254,6 @@ def test_diamond_on_the_cluster_matches_a_local_run_and_uses_both_workers(
 
 
 def test_a_2x4_sweep_matches_a_local_run(cluster: Cluster) -> None:
-    if cluster.store_url.startswith("s3://"):
-        pytest.skip("the sweep runs on the directory store's cluster only (time)")
     only = ["--only", ",".join(DIAMOND)]
     ran = cluster.aeromancy("run", "--cluster", cluster.address, *only, *SWEEP)
     assert ran.returncode == 0, ran.stderr + ran.stdout
@@ -336,6 +337,143 @@ def test_a_worker_of_another_environment_image_is_refused(cluster: Cluster) -> N
         assert "started on" not in refused.stderr
     finally:
         rogue.remove(force=True)
+
+
+def test_a_task_needing_resources_no_worker_has_is_refused_in_one_line(cluster: Cluster) -> None:
+    if cluster.store_url.startswith("s3://"):
+        pytest.skip("checked on the directory store's cluster (time)")
+    args = ["--only", "nap", "--cluster-resources", "GPU=1"]
+    refused = cluster.aeromancy("run", "--cluster", cluster.address, *args)
+    assert refused.returncode == 2, refused.stderr + refused.stdout
+    lines = [line for line in refused.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1, refused.stderr
+    assert (
+        "cluster refused: task nap needs worker resources GPU=1; its workers offer none"
+        in (lines[0])
+    )
+    assert "started on" not in refused.stderr
+
+
+def test_cluster_up_with_resources_runs_tasks_that_need_them(cluster: Cluster) -> None:
+    """`cluster up --resources GPU=1` starts workers that advertise it; a run with
+    `--cluster-resources GPU=1` runs there and its record says so."""
+    if cluster.store_url.startswith("s3://"):
+        pytest.skip("checked on the directory store's cluster (time)")
+    name = f"{cluster.name}-gpu"
+    up = cluster.aeromancy(
+        "cluster", "up", "--workers", "1", "--resources", "GPU=1", "--name", name
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "(each with GPU=1)" in up.stderr
+        match = ADDRESS.search(up.stdout)
+        assert match is not None, up.stdout
+        args = ["--only", "ingest", "--set", "ingest.rows=11", "--cluster-resources", "GPU=1"]
+        ran = cluster.aeromancy("run", "--cluster", match.group(1), *args)
+        assert ran.returncode == 0, ran.stderr + ran.stdout
+        assert re.search(r"^ingest started on worker-1$", ran.stderr, re.MULTILINE), ran.stderr
+        [record] = [
+            r
+            for r in cluster.store().list_run_records("clusterdemo")
+            if r["config"] == {"rows": 11}
+        ]
+        assert record["worker_resources"] == {"GPU": 1.0}
+    finally:
+        down = cluster.aeromancy("cluster", "down", "--name", name)
+        assert down.returncode == 0, down.stderr
+
+
+def test_ctrl_c_stops_the_task_on_its_worker_and_keeps_nothing(cluster: Cluster) -> None:
+    """A real SIGINT to `aeromancy run --cluster` while the task sleeps on a worker: the
+    run exits 130 at once and the task's process on the worker is killed, so it never
+    publishes (it would 8 s after it started) nor writes a record."""
+    if cluster.store_url.startswith("s3://"):
+        pytest.skip("checked on the directory store's cluster (time)")
+    seconds = 8.25
+    run = cluster.popen(
+        "run", "--cluster", cluster.address, "--only", "nap", "--set", f"nap.seconds={seconds}"
+    )
+    assert run.stderr is not None
+    line = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "nap started on" not in line:
+        line = run.stderr.readline()
+        assert line or run.poll() is None, "the run ended before nap started"
+    started = time.monotonic()
+    time.sleep(1.5)  # the task is asleep in its child on that worker now
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, line + err + out
+    assert time.monotonic() - started < seconds, "the run waited for the task to end"
+    time.sleep(max(0.0, started + seconds + 4 - time.monotonic()))  # past its end
+    store = cluster.store()
+    assert store.list_versions("clusterdemo", "nap") == []
+    assert [r for r in store.list_run_records("clusterdemo") if r["task"] == "nap"] == []
+
+
+def docs_recipe() -> list[list[str]]:
+    """Return the commands of docs/clusters.md's "Workers on real nodes" block, split."""
+    text = (Path(__file__).parents[2] / "docs" / "clusters.md").read_text()
+    section = text.split("## Workers on real nodes", 1)[1]
+    block = section.split("```\n", 2)[1]
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line]
+
+
+def test_the_docs_recipe_for_workers_started_by_hand_runs_a_task(cluster: Cluster) -> None:
+    """Follow docs/clusters.md: a scheduler and a worker by `docker run IMAGE dask ...`,
+    then `aeromancy run --cluster`. Only names, ports, hosts and a label are substituted."""
+    if cluster.store_url.startswith("s3://"):
+        pytest.skip("the recipe mounts a directory store")
+    engine = docker.from_env()
+    scheduler = engine.containers.get(container_name(cluster.name, "scheduler"))
+    image = scheduler.image.id if scheduler.image is not None else ""
+    port, dashboard = free_port(), free_port()
+    label = f"aeromancy.test.docs={uuid.uuid4().hex[:8]}"
+    replacements = {
+        "IMAGE": image,
+        "8786": str(port),
+        ":8787": f"127.0.0.1:{dashboard}",
+        "tcp://SCHEDULER-HOST:8786": f"tcp://127.0.0.1:{port}",
+        "NODE-HOST": "127.0.0.1",
+        "aeromancy-scheduler": f"{cluster.name}-docs-scheduler",
+        "aeromancy-worker": f"{cluster.name}-docs-worker",
+    }
+    start_scheduler, start_worker, run_it = (
+        [replacements.get(arg, arg).replace("/shared/store", cluster.store_url) for arg in argv]
+        for argv in docs_recipe()
+    )
+    assert start_scheduler[:3] == ["docker", "run", "-d"] == start_worker[:3]
+    assert run_it[:3] == ["aeromancy", "run", "--cluster"]
+    try:
+        started = []
+        for argv in (start_scheduler, start_worker):
+            done = subprocess.run(
+                [*argv[:2], "--label", label, *argv[2:]], check=True, capture_output=True
+            )
+            started.append(engine.containers.get(done.stdout.decode().strip()))
+        # As one would by hand: wait until the worker says it joined.
+        deadline = time.monotonic() + 120
+        while b"Registered to" not in started[1].logs() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        logs = b"".join(c.logs()[-2000:] for c in started).decode(errors="replace")
+        assert b"Registered to" in started[1].logs(), logs
+        ran = cluster.aeromancy(*run_it[1:], "--only", "ingest", "--set", "ingest.rows=9")
+        assert ran.returncode == 0, ran.stderr + ran.stdout
+        assert f"cluster tcp://127.0.0.1:{port}: 1 workers, 4 threads" in ran.stderr
+        assert re.search(r"^ingest started on tcp://", ran.stderr, re.MULTILINE), ran.stderr
+        [record] = [
+            r for r in cluster.store().list_run_records("clusterdemo") if r["config"] == {"rows": 9}
+        ]
+        assert record["status"] == "succeeded"
+    finally:
+        for found in engine.containers.list(all=True, filters={"label": label}):
+            found.remove(force=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_a_worker_killed_mid_task_has_its_task_run_again_once(cluster: Cluster) -> None:
