@@ -426,7 +426,7 @@ def test_the_docs_recipe_for_workers_started_by_hand_runs_a_task(cluster: Cluste
         pytest.skip("the recipe mounts a directory store")
     engine = docker.from_env()
     scheduler = engine.containers.get(container_name(cluster.name, "scheduler"))
-    image = scheduler.image.id if scheduler.image is not None else ""
+    image = str(scheduler.image.id or "") if scheduler.image is not None else ""
     port, dashboard = free_port(), free_port()
     label = f"aeromancy.test.docs={uuid.uuid4().hex[:8]}"
     replacements = {
