@@ -25,7 +25,7 @@ from aeromancy.records import new_run_id
 from aeromancy.store import Store, open_store, run_markers
 from aeromancy.store.backend import Backend
 from aeromancy.store.run_markers import list_markers
-from aeromancy.store.run_packs import PackEntry, RunPacker, packs_prefix, read_pack
+from aeromancy.store.run_packs import PackEntry, RunPacker, packs_prefix, read_pack, write_pack
 
 PROJECT = "exp"
 
@@ -287,3 +287,44 @@ def entries_of(store: Store, key: str) -> set[str]:
     pack = read_pack(store.backend, key)
     assert pack is not None
     return set(pack.entries)
+
+
+class MergedMeanwhile:
+    """The real backend, where another reader merges the packs away just as this one
+    comes to read the first: it stores their records as one pack and deletes them."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.inner = backend
+        self.merged = False
+
+    def read_bytes(self, key: str) -> bytes | None:
+        if "/packs/" in key and not self.merged:
+            self.merged = True
+            keys = self.inner.list_prefix(packs_prefix("dev", PROJECT))
+            entries: dict[str, PackEntry] = {}
+            for old in keys:
+                pack = read_pack(self.inner, old)
+                assert pack is not None
+                entries.update(pack.entries)
+            write_pack(self.inner, "dev", PROJECT, entries, sealed="20261101-000000")
+            for old in keys:
+                self.inner.delete(old)
+        return self.inner.read_bytes(key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_packs_merged_away_during_a_read_are_found_in_the_merged_pack(store_url: str) -> None:
+    store = open_store(store_url)
+    written = []
+    for _ in range(3):
+        packer = packer_of(store)
+        written += [write(store, packer), write(store, packer)]
+        packer.close()
+    backend = MergedMeanwhile(store.backend)
+    warnings: list[str] = []
+    sources = record_cache.row_sources(Store(backend), PROJECT, "dev", warnings.append)  # type: ignore[arg-type]
+    assert backend.merged
+    assert [s["fixed"]["run"] for s in sources] == sorted(written) == full_listing(store_url)
+    assert warnings == []
