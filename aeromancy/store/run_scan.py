@@ -148,7 +148,10 @@ def _read_packs(
             else:
                 scan.packs[key] = PackInfo(pack.sealed, pack.format)
                 scan.read.append(key)
-                scan.entries.update(pack.entries)
+                for run_id, entry in pack.entries.items():
+                    # Of two packs holding a run, the one the listing agrees with wins.
+                    if run_id not in scan.entries or scan.listed.get(run_id) == entry.size:
+                        scan.entries[run_id] = entry
         if not vanished:
             return
         keys = backend.list_prefix(packs_prefix(namespace, project))

@@ -142,12 +142,21 @@ def test_a_pack_entry_the_listing_contradicts_is_not_trusted(
     data = stored_bytes(store, record)
     forged = {**record, "task": "forged"}
     wrong_size = PackEntry(len(data) + 1, "0", forged)
+    [genuine] = [key for key in pack_keys(store) if entries_of(store, key)]
     write_pack(store.backend, "dev", "exp", {record["run_id"]: wrong_size})
+    # Beside the genuine pack, the forged entry loses: the listing agrees with the other.
+    monkeypatch.setenv("AEROMANCY_CACHE", str(tmp_path / "machine-1"))
+    cold, backend = counted(project.store_url)
+    [source] = all_row_sources(cold, "exp", no_warnings)
+    assert source["fixed"]["task"] == "prepare"
+    assert backend.reads == {"packs": 3}
+    # Alone, it is not trusted: the record is read on its own.
+    store.backend.delete(genuine)
     monkeypatch.setenv("AEROMANCY_CACHE", str(tmp_path / "new-machine"))
     cold, backend = counted(project.store_url)
     [source] = all_row_sources(cold, "exp", no_warnings)
     assert source["fixed"]["task"] == "prepare"
-    assert backend.reads == {"packs": 3, "records": 1}  # first writer's, invocation's, forged
+    assert backend.reads == {"packs": 2, "records": 1}  # the first writer's, the forged
 
 
 def put_records(store: Store, count: int, group: str = "g1") -> list[dict[str, Any]]:
