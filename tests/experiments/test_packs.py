@@ -20,6 +20,7 @@ from aeromancy.experiments.record_cache import all_row_sources
 from aeromancy.experiments.results import row_source
 from aeromancy.store import Store, open_store
 from aeromancy.store.backend import Backend
+from aeromancy.store.run_markers import list_markers
 from aeromancy.store.run_packs import PackEntry, encode_pack, packs_prefix, read_pack, write_pack
 
 if TYPE_CHECKING:  # conftest is not importable under --import-mode=importlib
@@ -74,6 +75,8 @@ def test_an_invocation_packs_its_records_and_a_cold_reader_uses_the_pack(
 ) -> None:
     project.ok(*RUN)
     store = project.store()
+    # The invocation completed: its start marker is gone.
+    assert list_markers(store.backend, "dev", "exp") == []
     # The first writer's empty sealed pack, and the invocation's pack.
     packs = [read_pack(store.backend, key) for key in pack_keys(store)]
     [first] = [p for p in packs if p is not None and p.sealed is not None]
