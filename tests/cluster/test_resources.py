@@ -173,8 +173,9 @@ def test_a_bad_task_resource_is_a_usage_error(resources: dict[str, object]) -> N
         ["run", "--dev", "--cluster-resources", "GPU=1"],
         ["run", "--cluster-resources", "GPU=1"],
         ["run", "--cluster", "tcp://127.0.0.1:1", "--cluster-resources", "GPU"],
+        ["cluster", "up", "--resources", "GPU=none"],
     ],
-    ids=["dev", "no-cluster", "malformed"],
+    ids=["dev", "no-cluster", "malformed", "cluster-up"],
 )
 def test_cluster_resources_without_a_cluster_or_malformed_are_refused_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
@@ -186,4 +187,4 @@ def test_cluster_resources_without_a_cluster_or_malformed_are_refused_in_one_lin
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
-    assert "--cluster-resources" in lines[0]
+    assert "-resources" in lines[0]  # --cluster-resources, or cluster up's --resources
