@@ -213,6 +213,8 @@ class Executor:
             spec, config, inputs, key, self.code[name], sources, self.plan.variant
         )
         result = backend.submit(request).result()
+        if result.run_id is None and self.backend is not LocalBackend:
+            self.packer.hold()  # lost on the cluster: its worker may still write a record
         result.reason = reason
         return result
 

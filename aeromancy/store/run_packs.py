@@ -161,6 +161,7 @@ class RunPacker:
         self._entries: dict[str, PackEntry] = {}
         self._elsewhere: set[str] = set()
         self._marker: Marker | None = None
+        self._held = False
         self._lock = threading.Lock()
 
     def open(self, workers: bool = False) -> None:
@@ -183,6 +184,13 @@ class RunPacker:
         ]:
             write_pack(self.backend, self.namespace, self.project, {}, sealed=marker.stamp)
 
+    def hold(self) -> None:
+        """Keep the marker when closing: a record may still be written that this
+        invocation cannot name (a task lost on the cluster, whose worker may have
+        written it or may still write it)."""
+        with self._lock:
+            self._held = True
+
     def add(self, run_id: str, data: bytes | None, record: Mapping[str, Any]) -> None:
         """Add the record stored as ``data``; None: another process stored it (a cluster
         worker), or tried to: :meth:`close` reads it from the store."""
@@ -200,6 +208,7 @@ class RunPacker:
             entries, self._entries = self._entries, {}
             elsewhere, self._elsewhere = sorted(self._elsewhere), set()
             marker, self._marker = self._marker, None
+            complete = complete and not self._held
         found = self._read_elsewhere(elsewhere)
         entries.update(found)
         try:

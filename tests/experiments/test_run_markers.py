@@ -328,3 +328,17 @@ def test_packs_merged_away_during_a_read_are_found_in_the_merged_pack(store_url:
     assert backend.merged
     assert [s["fixed"]["run"] for s in sources] == sorted(written) == full_listing(store_url)
     assert warnings == []
+
+
+def test_a_held_invocation_keeps_its_marker_and_its_later_records_appear(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    store = open_store(store_url)
+    packer = packer_of(store)
+    written = [write(store, packer)]
+    lost = new_run_id()  # a task lost on the cluster: the launcher never learns its id
+    packer.hold()
+    packer.close()
+    assert len(list_markers(store.backend, "dev", PROJECT)) == 1
+    written.append(write(store, None, lost))  # its worker wrote the record after all
+    assert read_ids(store_url)[0] == sorted(written) == full_listing(store_url)
