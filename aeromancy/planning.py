@@ -226,9 +226,11 @@ def _build_plan(
 def _store_refs(graph: TaskGraph, order: Sequence[str], selected: set[str]) -> list[str]:
     """Return the input references that no selected task produces, in first-use order."""
     refs: dict[str, None] = {}
+    producers = graph.input_producers  # every input of the graph's tasks
     for name in order:
         for ref in graph.specs[name].inputs:
-            if graph.producer_of(ref) not in selected:
+            producer = producers[ref] if ref in producers else graph.producer_of(ref)
+            if producer not in selected:
                 refs[ref] = None
     return list(refs)
 

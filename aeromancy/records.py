@@ -236,8 +236,10 @@ class RecordIndex:
 
     def candidate(self, fingerprint: str, accept: Accept = _any_record) -> Mapping[str, Any] | None:
         """Return the newest successful run with this fingerprint that ``accept`` takes."""
-        found = self.by_fingerprint.get(fingerprint, ())
-        return next((record for record in found if accept(record)), None)
+        for record in self.by_fingerprint.get(fingerprint, ()):
+            if accept(record):
+                return record
+        return None
 
     def reusable(
         self, store: Store, fingerprint: str, accept: Accept = _any_record

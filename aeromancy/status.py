@@ -114,9 +114,10 @@ class _StatusPass:
 
     def _input_digests(self, name: str) -> dict[str, str]:
         graph = self.plan.graph
+        producers = graph.input_producers  # every input of the graph's tasks
         digests = {}
         for ref in graph.specs[name].inputs:
-            producer = graph.producer_of(ref)
+            producer = producers[ref] if ref in producers else graph.producer_of(ref)
             status = None if producer is None else self.statuses.get(producer)
             if status is not None:
                 digests[ref] = status.outputs[str(graph.local_name(ref))]

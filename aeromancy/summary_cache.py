@@ -4,8 +4,8 @@ A planning pass of 50,000 tasks reads 50,000 summaries. Read as one JSON documen
 the file's bytes, their decoded text and every parsed summary were alive at once;
 a thousand lines at a time only those are. Values that most summaries repeat (the code identity
 of a module, the environment key, the group) are shared between them as they are
-read: summaries are read-only, and 50,000 copies of the same code identity cost
-about 40 MB.
+read: summaries are read-only, and 50,000 copies of one code identity cost about
+40 MB.
 
 The file: a first line ``{"format": N}``, then one ``[run_id, summary]`` line per run.
 A file of another format, or one that does not parse, reads as empty (and is rewritten).
@@ -70,14 +70,14 @@ def write_summaries(path: Path, summaries: Mapping[str, Mapping[str, Any]]) -> N
 
 
 def _shared(summary: dict[str, Any], shared: dict[Any, Any]) -> dict[str, Any]:
-    """Return ``summary`` with repeated values replaced by the first equal one read."""
-    for key in _SHARED_STRINGS:
-        value = summary.get(key)
-        if isinstance(value, str):
-            summary[key] = shared.setdefault(value, value)
+    """Return ``summary`` with its code identity and environment key replaced by the
+    first equal ones read (the two values most summaries repeat, and the largest)."""
+    key = summary.get("environment_key")
+    if key.__class__ is str:
+        summary["environment_key"] = shared.setdefault(key, key)
     code = summary.get("code")
-    if isinstance(code, dict) and isinstance(code.get("digest"), str):
-        known = shared.setdefault(("code", code["digest"]), code)
-        if known == code:
+    if code.__class__ is dict:
+        known = shared.setdefault(("code", code.get("digest")), code)
+        if known is not code and known == code:
             summary["code"] = known
     return summary
