@@ -1,7 +1,7 @@
 """Speed at scale (issue 17): many small files, unchanged data, big files, start-up.
 
     PATH=/opt/dvc-venv/bin:$PATH .venv/bin/python bench/bench_scale.py [--repeat 3]
-        [--small-files 20000] [--s3-files 20000] [--skip-s3] [--skip-big]
+        [--small-files 20000] [--s3-files 20000] [--skip-s3] [--skip-big] [--only-s3]
 
 Every row runs its contenders alternately, ``--repeat`` times each, and keeps the
 median; each try starts from the same state (untimed reset, and ``sync`` so that no
@@ -537,6 +537,7 @@ def main() -> None:
     parser.add_argument("--s3-files", type=int, default=20_000)
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--only-s3", action="store_true", help="run the S3 rows alone")
     args = parser.parse_args()
     dvc = shutil.which("dvc")
     scratch = Path(tempfile.mkdtemp(prefix="aeromancy-scale-", dir="/tmp"))
@@ -549,24 +550,38 @@ def main() -> None:
         rows.extend(found)
 
     try:
-        add(startup_rows(args.repeat, dvc))
-        small = make_small_files(scratch / "data", args.small_files)
-        add(local_small_rows(scratch, small, args.repeat, dvc))
-        if not args.skip_big:
-            many = make_many_files(scratch / "data")
-            add(unchanged_rows(scratch, many, args.repeat, dvc))
-            add(big_rows(scratch, many, make_big_file(scratch / "data"), args.repeat))
-        if not args.skip_s3:
-            s3_data = (
-                small
-                if args.s3_files == args.small_files
-                else make_small_files(scratch / "s3data", args.s3_files)
-            )
+        if args.only_s3:
+            s3_data = make_small_files(scratch / "s3data", args.s3_files)
             add(s3_rows(scratch, s3_data, args.repeat, dvc))
+        else:
+            _all_rows(args, scratch, dvc, add)
     finally:
         remove(scratch)
-    print(f"\nbench_scale.py --repeat {args.repeat}: started {started}, load average {load:.1f}")
+    finished = time.strftime("%H:%M UTC", time.gmtime())
+    print(
+        f"\nbench_scale.py --repeat {args.repeat}: started {started}, load average {load:.1f}; "
+        f"finished {finished}, load average {os.getloadavg()[0]:.1f}"
+    )
     render(rows)
+
+
+def _all_rows(
+    args: argparse.Namespace, scratch: Path, dvc: str | None, add: Callable[[list[Row]], None]
+) -> None:
+    add(startup_rows(args.repeat, dvc))
+    small = make_small_files(scratch / "data", args.small_files)
+    add(local_small_rows(scratch, small, args.repeat, dvc))
+    if not args.skip_big:
+        many = make_many_files(scratch / "data")
+        add(unchanged_rows(scratch, many, args.repeat, dvc))
+        add(big_rows(scratch, many, make_big_file(scratch / "data"), args.repeat))
+    if not args.skip_s3:
+        s3_data = (
+            small
+            if args.s3_files == args.small_files
+            else make_small_files(scratch / "s3data", args.s3_files)
+        )
+        add(s3_rows(scratch, s3_data, args.repeat, dvc))
 
 
 if __name__ == "__main__":
