@@ -10,7 +10,8 @@ none, a fresh directory store per measurement so nothing is up to date):
 
 Every wall time includes the run's own container start and planning, the same for all.
 The cluster's containers (label ``aeromancy.cluster=bench-...``) are removed at the
-end. Usage: ``.venv/bin/python bench/bench_cluster.py [--base-image aeromancy-base:bookworm]``
+end. Usage: ``.venv/bin/python bench/bench_cluster.py [--base-image aeromancy-base:bookworm]
+[--dispatch-only]`` (the last: only the trivial tasks, local ``-j 2`` and 2 workers).
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ class Bench:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-image", default="aeromancy-base:bookworm")
+    parser.add_argument(
+        "--dispatch-only", action="store_true", help="Only the trivial tasks' dispatch rows."
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as folder:
         scratch = Path(folder)
@@ -160,6 +164,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         make_project(root, args.base_image)
         bench = Bench(root, scratch)
         bench.timed_run("--only", "tiny")  # builds the image once, outside the timings
+        if args.dispatch_only:
+            local_tiny = bench.timed_run("-j", "2", *TRIVIAL)
+            [two_tiny] = bench.cluster_runs(2, [TRIVIAL])
+            report_dispatch(Console(), local_tiny, two_tiny)
+            return
         local = {jobs: bench.timed_run("-j", str(jobs), *SWEEP) for jobs in (1, 2)}
         local_tiny = bench.timed_run("-j", "2", *TRIVIAL)
         one = bench.cluster_runs(1, [SWEEP])[0]
@@ -183,13 +192,17 @@ def report(
     for where, seconds in rows:
         table.add_row(where, f"{seconds:.1f}", f"{seconds / local[1]:.2f}")
     console.print(table)
+    report_dispatch(console, local_tiny, two_tiny)
+    console.print(f"1 -> 2 workers: {one / two:.2f}x; local -j1 -> -j2: {local[1] / local[2]:.2f}x")
+
+
+def report_dispatch(console: Console, local_tiny: float, two_tiny: float) -> None:
     overhead = Table(title=f"dispatch: {VARIANTS} trivial tasks (wall per task)")
     for column in ("where", "wall s", "per task s"):
         overhead.add_column(column)
     overhead.add_row("local -j 2", f"{local_tiny:.1f}", f"{local_tiny / VARIANTS:.2f}")
     overhead.add_row("cluster, 2 workers", f"{two_tiny:.1f}", f"{two_tiny / VARIANTS:.2f}")
     console.print(overhead)
-    console.print(f"1 -> 2 workers: {one / two:.2f}x; local -j1 -> -j2: {local[1] / local[2]:.2f}x")
 
 
 if __name__ == "__main__":
