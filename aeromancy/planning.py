@@ -110,8 +110,12 @@ def build_graph(specs: Mapping[str, TaskSpec], project: str) -> TaskGraph:
                     "give one of the outputs another name",
                 )
             producers[output] = spec.name
-    graph = TaskGraph(project, specs, producers, {})
-    by_ref = {ref: graph.producer_of(ref) for spec in specs.values() for ref in spec.inputs}
+    by_ref: dict[str, str | None] = {}
+    for spec in specs.values():
+        for ref in spec.inputs:
+            if ref not in by_ref:  # as producer_of, once per reference
+                owner, _, name = ref.rpartition("/")
+                by_ref[ref] = producers.get(name) if owner in ("", project) else None
     upstream = {
         spec.name: tuple(sorted({p for ref in spec.inputs if (p := by_ref[ref])}))
         for spec in specs.values()

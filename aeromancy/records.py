@@ -220,10 +220,11 @@ class RecordIndex:
     def _append(self, record: Mapping[str, Any]) -> None:
         if record.get("status") != SUCCEEDED or not record.get("fingerprint"):
             return
+        task = str(record.get("task"))
         self.by_fingerprint.setdefault(str(record["fingerprint"]), []).append(record)
-        self.latest.setdefault(str(record.get("task")), record)
-        self.by_task.setdefault(str(record.get("task")), []).append(record)
-        keys = self.environments.setdefault(str(record.get("task")), [])
+        self.latest.setdefault(task, record)
+        self.by_task.setdefault(task, []).append(record)
+        keys = self.environments.setdefault(task, [])
         key = str(record.get("environment_key", ""))
         if key not in keys:
             keys.append(key)
