@@ -16,8 +16,11 @@ from aeromancy.store.statcache import FileStat, StatCache
 BLOBS_PREFIX = "blobs/sha256/"
 #: From this many files on, one listing of the blobs beats a request per file ...
 LIST_INSTEAD_OF_PROBING = 16
-#: ... as long as the store holds fewer blobs than this (10 listing pages on S3).
+#: ... as long as the store holds fewer blobs than this (10 listing pages on S3) or
+#: than this many times the files pushed (a page of 1,000 keys costs far less than
+#: 1,000 probes, so listing a store a few times larger than the push still wins).
 MAX_LISTED_BLOBS = 10_000
+LISTED_BLOBS_PER_FILE = 4
 
 
 class BlobStore:
@@ -54,7 +57,8 @@ class BlobStore:
         """
         states = self._states(files)
         known = self._known_digests(states)
-        present = self._listed_blobs() if self._worth_listing(len(files), len(known)) else None
+        listing = self._worth_listing(len(files), len(known))
+        present = self._listed_blobs(len(files)) if listing else None
         push = _Push(self, progress, present, known, states)
         entries: dict[str, FileEntry] = {}
         left = files
@@ -102,14 +106,16 @@ class BlobStore:
         probed = files if self.backend.remote else files - known
         return probed >= LIST_INSTEAD_OF_PROBING
 
-    def _listed_blobs(self) -> frozenset[str] | None:
-        """Return every blob key when a store holds few enough to list; None otherwise.
+    def _listed_blobs(self, files: int) -> frozenset[str] | None:
+        """Return every blob key when a store holds few enough to list for a push of
+        ``files`` files; None otherwise.
 
         For a push of many files one listing replaces a request per file. A listing
         cut short proves nothing about the rest, so then each file is probed.
         """
-        keys = self.backend.list_prefix(BLOBS_PREFIX, limit=MAX_LISTED_BLOBS)
-        return frozenset(keys) if len(keys) < MAX_LISTED_BLOBS else None
+        limit = max(MAX_LISTED_BLOBS, LISTED_BLOBS_PER_FILE * files)
+        keys = self.backend.list_prefix(BLOBS_PREFIX, limit=limit)
+        return frozenset(keys) if len(keys) < limit else None
 
     def _pool_size(self, jobs: int) -> int:
         return max(1, min(self.workers, jobs))

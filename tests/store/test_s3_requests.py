@@ -124,3 +124,26 @@ def test_a_blob_present_in_the_listing_but_damaged_is_refused_on_pull(
     with pytest.raises(StoreDamaged, match=victim.sha256):
         open_store(s3_store_url, cache_dir=tmp_path / "c3").materialize(version, tmp_path / "o")
     assert not (tmp_path / "o" / victim.path).exists()
+
+
+def test_a_push_into_a_store_of_more_blobs_than_the_cap_lists_when_the_push_is_large(
+    s3_store_url: str, s3_proxy: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The cap on listing grows with the push: a store holding more blobs than
+    MAX_LISTED_BLOBS but under LISTED_BLOBS_PER_FILE per file pushed is listed, not
+    probed file by file; a store far larger than the push is probed."""
+    from aeromancy.store import blobs
+
+    monkeypatch.setattr(blobs, "MAX_LISTED_BLOBS", FILES // 2)  # the store holds more
+    open_store(s3_store_url).publish("proj", "old", small_files(tmp_path / "old", FILES))
+    relay = through_proxy(s3_proxy, monkeypatch)
+
+    new = small_files(tmp_path / "new", FILES, salt="new")
+    open_store(s3_store_url, cache_dir=tmp_path / "cache").publish("proj", "new", new)
+    assert on_blobs(relay, "HEAD") == []
+    assert len(on_blobs(relay, "PUT")) == FILES
+
+    relay.seen.clear()
+    few = small_files(tmp_path / "few", 17, salt="few")  # 4 x 17 < the 80 blobs held
+    open_store(s3_store_url, cache_dir=tmp_path / "cache2").publish("proj", "few", few)
+    assert len(on_blobs(relay, "HEAD")) == 17
