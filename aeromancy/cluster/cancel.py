@@ -11,15 +11,18 @@ ends as a local run stopped by Ctrl-C does: nothing published, no record written
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aeromancy.execution.process import STOP_GRACE_SECONDS, ChildExit, Resources
+from aeromancy.execution.process import (
+    ChildExit,
+    Resources,
+    kill_group,
+    stop_process_groups,
+)
 
 if TYPE_CHECKING:
     from aeromancy.execution.output import OutputRelay
@@ -65,29 +68,18 @@ class StoppableChildren:
             self._pids.add(pid)
             stopped = self.stopped
         if stopped:
-            _kill(pid, signal.SIGKILL)
+            kill_group(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         """Stop this run's process (SIGTERM, SIGKILL after the grace period)."""
         with self._lock:
             self.stopped = True
-            pids = set(self._pids)
-        for pid in pids:
-            _kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while time.monotonic() < deadline:
+
+        def live() -> set[int]:
             with self._lock:
-                if not self._pids:
-                    return
-            time.sleep(0.02)
-        with self._lock:
-            for pid in self._pids:
-                _kill(pid, signal.SIGKILL)
+                return set(self._pids)
 
-
-def _kill(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+        stop_process_groups(live)
 
 
 @contextlib.contextmanager

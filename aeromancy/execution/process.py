@@ -151,7 +151,7 @@ class ChildProcesses:
         (out, _), (err, _), (events, _) = pipes
         try:
             result = _pump(pid, {out: "stdout", err: "stderr", events: None}, relay, on_event)
-            _kill_group(pid, signal.SIGKILL)  # whatever the task left running
+            kill_group(pid, signal.SIGKILL)  # whatever the task left running
             reaped = reap()
         finally:
             for read, _ in pipes:
@@ -223,18 +223,12 @@ class ChildProcesses:
         """Stop every live child (SIGTERM, SIGKILL after a grace period); start no more."""
         with self._lock:
             self.stopped = True
-            live = set(self._live)
-        for pid in live:
-            _kill_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while time.monotonic() < deadline:
+
+        def live() -> set[int]:
             with self._lock:
-                if not self._live:
-                    return
-            time.sleep(0.02)
-        with self._lock:
-            for pid in self._live:
-                _kill_group(pid, signal.SIGKILL)
+                return set(self._live)
+
+        stop_process_groups(live)
 
 
 class _Stopped(Exception):
@@ -250,7 +244,22 @@ def _reap_forked(server: ForkServer, pid: int) -> Reaped:
         return Reaped(int(signal.SIGKILL), 0.0, 0.0, 0)
 
 
-def _kill_group(pid: int, sig: signal.Signals) -> None:
+def stop_process_groups(live: Callable[[], set[int]]) -> None:
+    """SIGTERM the process group of each pid ``live()`` gives; SIGKILL those still
+    live after the grace period (``live`` is asked again as they go)."""
+    for pid in live():
+        kill_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        if not live():
+            return
+        time.sleep(0.02)
+    for pid in live():
+        kill_group(pid, signal.SIGKILL)
+
+
+def kill_group(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group led by ``pid``, if it is still there."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
 
