@@ -20,8 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ from aeromancy.store.layout import run_record_key
 from aeromancy.store.manifest import Namespace
 from aeromancy.store.run_markers import is_dead
 from aeromancy.store.run_packs import PACK_FORMAT, PackEntry, write_pack
-from aeromancy.store.run_scan import PackInfo, RunScan, scan_runs
+from aeromancy.store.run_scan import PackInfo, RunScan, map_keys, scan_runs
 
 if TYPE_CHECKING:
     from aeromancy.store import Store
@@ -47,7 +46,6 @@ CACHE_FORMAT = 3  # 3: row sources and the packs read, with their seal and forma
 PACK_MIN = 50
 #: A reader that read more packs than this merges them into one.
 PACK_MERGE = 16
-WORKERS = 16
 
 Warn = Callable[[str], None]
 
@@ -82,15 +80,6 @@ def _write(path: Path, cached: CachedRuns) -> None:
     write_atomically(path, json.dumps(document, separators=(",", ":")).encode())
 
 
-def _map(backend: Backend, function: Callable[[str], Any], keys: list[str]) -> Iterable[Any]:
-    """Apply ``function`` to ``keys``: in threads on a remote store (requests overlap),
-    in this thread on a directory (reads are mostly JSON parsing, which holds the GIL)."""
-    if not backend.remote or len(keys) < 2:
-        return list(map(function, keys))
-    with ThreadPoolExecutor(min(WORKERS, len(keys))) as pool:
-        return list(pool.map(function, keys))
-
-
 class _Filler:
     """Fills a cache with the records a scan shows and the cache lacks, and packs them."""
 
@@ -117,7 +106,8 @@ class _Filler:
 
     def fetch(self, run_ids: list[str]) -> None:
         """Read each record of ``run_ids`` on its own into :attr:`entries`."""
-        for run_id, entry in zip(run_ids, _map(self.backend, self._record, run_ids), strict=True):
+        records = map_keys(self.backend, self._record, run_ids)
+        for run_id, entry in zip(run_ids, records, strict=True):
             if entry is not None:
                 self.entries[run_id] = entry
                 self.fetched += 1
@@ -183,7 +173,7 @@ class _Filler:
         key = write_pack(self.backend, self.namespace, self.project, entries, sealed)
         cached.packs[key] = PackInfo(sealed, PACK_FORMAT)
         gone = [old for old in replaced if old != key]
-        _map(self.backend, self.backend.delete, gone)
+        map_keys(self.backend, self.backend.delete, gone)
         for old in gone:
             cached.packs.pop(old, None)
 

@@ -135,7 +135,7 @@ def _read_packs(
         unseen = [key for key in keys if key not in known and key not in scan.packs]
         unseen = [key for key in unseen if key not in scan.damaged]
         vanished = False
-        packs = _map(backend, lambda k: _pack(backend, k), unseen)
+        packs = map_keys(backend, lambda k: _pack(backend, k), unseen)
         for key, pack in zip(unseen, packs, strict=True):
             if isinstance(pack, StoreDamaged):
                 warn(
@@ -169,7 +169,7 @@ def _pack(backend: Backend, key: str) -> Pack | StoreDamaged | None:
         return exc
 
 
-def _map(backend: Backend, function: Callable[[str], Any], keys: list[str]) -> Iterable[Any]:
+def map_keys(backend: Backend, function: Callable[[str], Any], keys: list[str]) -> Iterable[Any]:
     """Apply ``function`` to ``keys``: in threads on a remote store (requests overlap),
     in this thread on a directory (reads are mostly JSON parsing, which holds the GIL)."""
     if not backend.remote or len(keys) < 2:
