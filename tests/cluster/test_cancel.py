@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from distributed import Client, LocalCluster
@@ -24,10 +25,12 @@ from aeromancy.execution.outcomes import Outcome
 from aeromancy.execution.task_run import TaskRequest
 from aeromancy.fingerprint import CodeIdentity
 from aeromancy.identity import RunIdentity
-from aeromancy.planning import build_plan, load_graph
 from aeromancy.store import open_store
 from aeromancy.tasks import TaskSpec
 from aeromancy.tracking.none import NoneTracker
+
+if TYPE_CHECKING:
+    from conftest import DemoProject
 
 PIPELINE = """\
 import os
@@ -92,13 +95,8 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Setup:
-    root = tmp_path / "demo"
-    root.mkdir()
-    (root / "pipeline.py").write_text(PIPELINE)
-    store_url = str(tmp_path / "store")
-    store = open_store(store_url)
-    plan = build_plan(load_graph("pipeline.py", root, "demo"), store, namespace="dev")
+def setup(demo_project: DemoProject) -> Setup:
+    root, store_url, store, plan = demo_project(PIPELINE)
     invocation = Invocation("demo", root, "pipeline.py", "dev", RunIdentity(), "env", "g1")
     executor = Executor(plan, store, invocation, NoneTracker())
     code = code_identities(plan, root, "pipeline.py")["slow"]

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from distributed import Client, LocalCluster
@@ -26,9 +27,11 @@ from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome
 from aeromancy.execution.task_run import TaskRequest
 from aeromancy.identity import RunIdentity
-from aeromancy.planning import build_plan, load_graph
 from aeromancy.store import open_store
 from aeromancy.tracking.none import NoneTracker
+
+if TYPE_CHECKING:
+    from conftest import DemoProject
 
 PIPELINE = """\
 from aeromancy import Context, task
@@ -61,13 +64,10 @@ def client() -> Iterator[Client]:
 
 
 @pytest.fixture
-def backend(client: Client, tmp_path: Path) -> Iterator[tuple[DaskBackend, TaskRequest, str]]:
-    root = tmp_path / "demo"
-    root.mkdir()
-    (root / "pipeline.py").write_text(PIPELINE)
-    store_url = str(tmp_path / "store")
-    store = open_store(store_url)
-    plan = build_plan(load_graph("pipeline.py", root, "demo"), store, namespace="dev")
+def backend(
+    client: Client, demo_project: DemoProject
+) -> Iterator[tuple[DaskBackend, TaskRequest, str]]:
+    root, store_url, store, plan = demo_project(PIPELINE)
     identity = RunIdentity(environment_image_id=RUN_IMAGE)
     invocation = Invocation("demo", root, "pipeline.py", "dev", identity, "env", "g1")
     executor = Executor(plan, store, invocation, NoneTracker())

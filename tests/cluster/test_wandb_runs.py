@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from distributed import Client, LocalCluster
@@ -24,9 +25,10 @@ from aeromancy.execution.executor import Executor
 from aeromancy.execution.invocation import Invocation
 from aeromancy.execution.outcomes import Outcome
 from aeromancy.identity import RunIdentity
-from aeromancy.planning import build_plan, load_graph
-from aeromancy.store import open_store
 from aeromancy.tracking.none import NoneTracker
+
+if TYPE_CHECKING:
+    from conftest import DemoProject
 
 PIPELINE = """\
 from aeromancy import Context, task
@@ -82,14 +84,9 @@ def worker_dirs() -> set[Path]:
 
 
 def test_offline_wandb_runs_made_on_a_worker_land_in_the_projects_wandb_dir(
-    client: Client, tmp_path: Path, wandb_env: Path
+    client: Client, tmp_path: Path, wandb_env: Path, demo_project: DemoProject
 ) -> None:
-    root = tmp_path / "demo"
-    root.mkdir()
-    (root / "pipeline.py").write_text(PIPELINE)
-    store_url = str(tmp_path / "store")
-    store = open_store(store_url)
-    plan = build_plan(load_graph("pipeline.py", root, "demo"), store, namespace="dev")
+    root, store_url, store, plan = demo_project(PIPELINE)
     invocation = Invocation("demo", root, "pipeline.py", "dev", RunIdentity(), "env", "g1")
     before = worker_dirs()
     backend = backend_factory(client, store_url, "wandb")
