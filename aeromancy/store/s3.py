@@ -35,6 +35,7 @@ from aeromancy.store.backend import (
 )
 from aeromancy.store.hashing import CHUNK_SIZE, sha256_file, write_all
 from aeromancy.store.s3_client import make_client, max_attempts, timeout
+from aeromancy.store.s3_fast import FastBlobs
 from aeromancy.store.s3_probe import (
     PROBE_PREFIX,
     conditional_writes,
@@ -91,6 +92,9 @@ class S3Backend:
         # The stubs type ``config`` as botocore's Config; boto3 takes a TransferConfig.
         self.transfer = S3Transfer(self.client, transfer_config())  # type: ignore[arg-type]
         self._swept_uploads = False
+        # Off AWS, small blobs skip boto3's per-request machinery (see s3_fast).
+        usable = FastBlobs.usable(self.client, bucket)
+        self.fast = FastBlobs(self.client, bucket) if usable else None
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
@@ -182,7 +186,9 @@ class S3Backend:
         digest = hashlib.sha256(data).digest()
         key = destination(digest.hex())
         before.check(path)  # a file rewritten while it was read is a torn snapshot
-        if key is not None:
+        if key is not None and self.fast is not None:
+            self.fast.put(self._key(key), data, base64.b64encode(digest).decode())
+        elif key is not None:
             with self._translated():
                 self.client.put_object(
                     Bucket=self.bucket,
@@ -241,6 +247,8 @@ class S3Backend:
         request at a time) made the ranged download of a large layer time out.
         ``size`` is not needed (the answer says it).
         """
+        if self.fast is not None and size is not None and size < MULTIPART_THRESHOLD:
+            return self._download_small(key, dest, progress)
         digest = hashlib.sha256()
         written = 0
         etag = ""
@@ -265,6 +273,18 @@ class S3Backend:
                             "check the network, then try again",
                         ) from exc
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _download_small(self, key: str, dest: Path, progress: ProgressCallback | None) -> str:
+        """Write a small object to ``dest`` from one lean GET; return its SHA-256."""
+        assert self.fast is not None
+        data = self.fast.get(self._key(key))
+        if data is None:
+            raise NotFound(f"{key} is missing from {self.describe()}")
+        with open(dest, "wb", buffering=0) as writer:
+            write_all(writer, memoryview(data))
+        if progress is not None:
+            progress(len(data))
+        return hashlib.sha256(data).hexdigest()
 
     def _get_from(self, key: str, offset: int, etag: str) -> Any:
         """Return the GET answer for ``key`` from byte ``offset`` on (the same object)."""
