@@ -2,24 +2,25 @@
 
 Fingerprint = task name + code identity + resolved config + exact input digests +
 environment key. The code identity hashes the source of the task's module and of every
-project-local module it imports, followed transitively. Imports are read from the source
-with :mod:`ast` rather than from ``sys.modules``, so the answer does not depend on what
-happened to be imported first, and modules outside the project (the standard library,
-installed packages) never count: upgrading those is the environment key's job.
+project-local module it imports, followed transitively. Imports are read from the
+source (:mod:`aeromancy.import_names`) rather than from ``sys.modules``, so the answer
+does not depend on what happened to be imported first, and modules outside the project
+(the standard library, installed packages) never count: upgrading those is the
+environment key's job.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aeromancy.cache_files import write_atomically
+from aeromancy.import_names import imported_names
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class CodeIdentity:
 #: ``json.dumps(sort_keys=True, separators=(",", ":"))``, made once: dumps builds an
 #: encoder on each call with options, half the time of a fingerprint.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+#: Part of the key of the on-disk import cache: a new scan does not reuse an old one's
+#: answers (version 2 reads bytecode, which leaves statically dead imports out).
+_SCAN_VERSION = b"imports-v2\0"
 
 
 def _sha256(data: bytes) -> str:
@@ -135,14 +140,14 @@ class CodeScanner:
         answer depends only on the source and its package.
         """
         if self.cache_dir is None:
-            return list(_imported_names(path, source, package))
-        key = hashlib.sha256(source + b"\0" + package.encode()).hexdigest()
+            return list(imported_names(path, source, package))
+        key = hashlib.sha256(_SCAN_VERSION + source + b"\0" + package.encode()).hexdigest()
         cached = self.cache_dir / "imports" / f"{key}.json"
         try:
             return list(json.loads(cached.read_bytes()))
         except (OSError, ValueError):
             pass
-        names = list(dict.fromkeys(_imported_names(path, source, package)))
+        names = list(dict.fromkeys(imported_names(path, source, package)))
         write_atomically(cached, json.dumps(names).encode())
         return names
 
@@ -171,62 +176,3 @@ def task_module_search_path(root: Path, tasks: str) -> list[Path]:
     and the module file's own directory when ``tasks`` is a path."""
     project = [root, root / "src"]
     return [(root / tasks).parent, *project] if tasks.endswith(".py") else project
-
-
-def _imported_names(path: Path, source: bytes, package: str) -> Iterator[str]:
-    """Yield every dotted module name ``source`` may import, parents and submodules included."""
-    try:
-        tree = ast.parse(source, filename=str(path))
-    except (SyntaxError, ValueError):
-        return
-    for node in _statements(tree.body):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield from _with_parents(alias.name)
-        elif isinstance(node, ast.ImportFrom):
-            base = _absolute(node.module or "", node.level, package)
-            if base is None:
-                continue
-            if base:
-                yield from _with_parents(base)
-            # ``from pkg import name`` may name a submodule; a miss is simply not found.
-            for alias in node.names:
-                if alias.name != "*":
-                    yield f"{base}.{alias.name}" if base else alias.name
-
-
-#: The fields of a statement that hold statements (an import is always a statement).
-_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
-
-
-def _statements(body: list[ast.stmt]) -> Iterator[ast.AST]:
-    """Yield every statement of ``body`` and of the blocks nested in it, at any depth.
-
-    Unlike ``ast.walk`` it never descends into expressions (decorators, calls, literals),
-    which hold no import statement and make up most of a large module's tree.
-    """
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        yield node
-        for name in _BLOCKS:
-            block = getattr(node, name, None)
-            if isinstance(block, list):
-                stack.extend(block)
-
-
-def _with_parents(dotted: str) -> Iterator[str]:
-    parts = dotted.split(".")
-    for end in range(1, len(parts) + 1):
-        yield ".".join(parts[:end])
-
-
-def _absolute(module: str, level: int, package: str) -> str | None:
-    """Return the absolute name of a (possibly relative) import, or None if it escapes."""
-    if level == 0:
-        return module
-    parts = package.split(".") if package else []
-    if level - 1 > len(parts):
-        return None
-    base = parts[: len(parts) - (level - 1)]
-    return ".".join([*base, module] if module else base)

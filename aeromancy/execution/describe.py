@@ -6,10 +6,9 @@ no heavy imports. A child process of the project's interpreter, the one tasks ru
 imports the module and prints what planning needs (:mod:`aeromancy.execution.child.describe`).
 
 The description is cached under ``<cache dir>/descriptions/``, keyed by what can change
-it (:func:`description_key`): the code identity of the task module (its source and that
-of every project module it imports, found by reading, not importing), the interpreter
-and Aeromancy itself. An entry is trusted only while the project files the import
-actually loaded or read still have their digests, and the directories on the
+it (:func:`description_key`): the task module's source, the interpreter and Aeromancy
+itself. An entry is trusted only while the project files the import actually loaded or
+read still have their digests (the modules it imports among them), and the directories on the
 interpreter's import path (site-packages, where installing a package changes the
 mtime) still have their mtimes. An entry that cannot be read is ignored and rebuilt.
 """
@@ -25,7 +24,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,7 @@ def describe_tasks(tasks: str, root: Path, python: str | None = None) -> dict[st
         log.debug("task module %s: description from the cache (%s)", tasks, _entry_path(key))
         return specs
     started = time.monotonic()
-    document = run_describe(tasks, root, python)
+    document = run_describe(tasks, root, python, meanwhile=lambda: _scan_imports(tasks, root))
     specs = decode_tasks(document["tasks"], document["task_modules"])
     entry = make_entry(key, root, document)
     write_atomically(_entry_path(key), json.dumps(entry, separators=(",", ":")).encode())
@@ -87,11 +86,8 @@ def describe_tasks(tasks: str, root: Path, python: str | None = None) -> dict[st
 
 def description_key(tasks: str, root: Path, python: str) -> str:
     """Return the hex digest of everything that can change the module's description."""
-    search = task_module_search_path(root, tasks)
     module = find_module_file(tasks, root)
-    code = None
-    if module is not None:
-        code = CodeScanner(root, search, cache_path()).identity(module.resolve()).digest
+    code = None if module is None else hashlib.sha256(module.read_bytes()).hexdigest()
     document = {
         "format": FORMAT,
         "aeromancy": [aeromancy.__version__, *_own_files_state()],
@@ -102,6 +98,15 @@ def description_key(tasks: str, root: Path, python: str) -> str:
         "code": code,
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _scan_imports(tasks: str, root: Path) -> None:
+    """Read which project modules the task module imports, into the on-disk cache that
+    planning's code identities read next (so that it runs beside the child's import)."""
+    module = find_module_file(tasks, root)
+    if module is not None:
+        search = task_module_search_path(root, tasks)
+        CodeScanner(root, search, cache_path()).identity(module.resolve())
 
 
 def find_module_file(tasks: str, root: Path) -> Path | None:
@@ -214,33 +219,40 @@ def _types(names: tuple[str, ...]) -> tuple[type, ...]:
     return tuple(_TYPES[name] for name in names)
 
 
-def run_describe(tasks: str, root: Path, python: str) -> dict[str, Any]:
-    """Return the description document of a child of ``python``; raise what loading raised."""
+def run_describe(
+    tasks: str, root: Path, python: str, meanwhile: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
+    """Return the description document of a child of ``python``; raise what loading raised.
+
+    ``meanwhile`` runs in this process while the child imports the module.
+    """
     argv = [python, "-m", DESCRIBE_MODULE, tasks, str(root)]
     with child_import_path() as shim:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [shim, env.get("PYTHONPATH", "")]))
         try:
-            done = subprocess.run(
-                argv,
-                cwd=root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                check=False,
+            child = subprocess.Popen(
+                argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
             )
         except OSError as exc:
             raise UsageError(
                 f"cannot run the project's python {python}: {exc}",
                 "check AEROMANCY_PROJECT_PYTHON, .pdm-python or .venv",
             ) from exc
+        try:
+            meanwhile()
+            stdout, _ = child.communicate()
+        except BaseException:  # an error or ^C here: the child goes too, as with run()
+            child.kill()
+            child.communicate()
+            raise
     try:
-        document = json.loads(done.stdout)
+        document = json.loads(stdout)
     except ValueError:
         document = None
     if not isinstance(document, dict) or document.get("protocol") != PROTOCOL:
         raise UsageError(
-            f"cannot load task module {tasks}: {python} {_how_it_ended(done.returncode)}"
+            f"cannot load task module {tasks}: {python} {_how_it_ended(child.returncode)}"
             " while importing it",
             "fix the module; its output is above",
         )
