@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import urllib3
 
 from aeromancy.store import Store, open_store
 from aeromancy.store.paths import collect_files
@@ -146,6 +147,12 @@ def copy_alone(source: Path, dest: Path) -> None:
     with open(source, "rb") as reader, open(dest / source.name, "wb") as writer:
         while os.copy_file_range(reader.fileno(), writer.fileno(), 64 * MIB):
             pass
+
+
+def copy_files(files: list[Path], out: Path, threads: int) -> None:
+    """Copy each file into ``out`` in the kernel, no hashing: the write a store must do."""
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda path: copy_alone(path, out), files))
 
 
 class Dvc:
@@ -335,6 +342,7 @@ def big_rows(scratch: Path, many: Path, big: Path, repeat: int) -> list[Row]:
             lambda: open_store(store_dir, cache_dir=cache).publish("bench", "many", many),
             lambda: hash_files(many_files, 2),
             lambda: hash_and_write_files(many_files, out, 2),
+            lambda: copy_files(many_files, out, 2),
         ],
         reset_push,
     )
@@ -352,6 +360,14 @@ def big_rows(scratch: Path, many: Path, big: Path, repeat: int) -> list[Row]:
             push[0],
             push[2],
             "read + sha256 + write, 2 threads",
+            "-",
+            None,
+        ),
+        Row(
+            "push 500 MiB / 100 files, local",
+            push[0],
+            push[1] + push[3],
+            "sha256 + copy_file_range, 2 threads each, summed",
             "-",
             None,
         ),
@@ -427,6 +443,11 @@ def _s3_rows(
     ]
     if dvc_repo:
         contenders.append(lambda: dvc_repo.run("push"))
+    files = sorted(data.rglob("*.bin"))
+    floor_urls = presigned(
+        "PUT", bucket, [f"floor-{uuid.uuid4().hex[:8]}/{i}" for i in range(count)]
+    )
+    contenders.append(lambda: plain_requests("PUT", floor_urls, files))
     rows: list[Row] = []
     if dvc_repo:
         push = interleaved(repeat, contenders, reset_push)
@@ -440,6 +461,8 @@ def _s3_rows(
                 push[0] / push[1] <= 0.8,
             )
         )
+        rows.append(_floor_row(f"push {label}", "ours", push[0], push[2]))
+        rows.append(_floor_row(f"push {label}", "dvc", push[1], push[2]))
     # The stores the pulls read, filled untimed under new prefixes.
     store = open_store(f"s3://{bucket}/pull-{uuid.uuid4().hex[:8]}", cache_dir=cache)
     version = store.publish("bench", "small", data)
@@ -447,6 +470,8 @@ def _s3_rows(
         dvc_repo.remote = f"s3://{bucket}/dvc-pull-{uuid.uuid4().hex[:8]}"
         dvc_repo.fresh(endpoint)
         dvc_repo.add_and_push()
+
+    blob_urls = _blob_urls(store, bucket, count)
 
     def reset_pull() -> None:
         remove(cache)
@@ -461,6 +486,7 @@ def _s3_rows(
             [
                 lambda: open_store(store.describe(), cache_dir=cache).materialize(version, out),
                 lambda: dvc_repo.run("pull"),
+                lambda: plain_requests("GET", blob_urls),
             ],
             reset_pull,
         )
@@ -474,9 +500,56 @@ def _s3_rows(
                 pull[0] / pull[1] <= 0.8,
             )
         )
+        rows.append(_floor_row(f"cold pull {label}", "ours", pull[0], pull[2]))
+        rows.append(_floor_row(f"cold pull {label}", "dvc", pull[1], pull[2]))
     for path in (cache, out, scratch / "s-dvc"):
         remove(path)
     return rows
+
+
+def presigned(method: str, bucket: str, keys: list[str]) -> list[str]:
+    """Return a presigned URL per key (made untimed: the floor pays no signing)."""
+    client = boto3.client("s3")
+    operation = {"GET": "get_object", "PUT": "put_object"}[method]
+    return [
+        client.generate_presigned_url(operation, Params={"Bucket": bucket, "Key": key})
+        for key in keys
+    ]
+
+
+def plain_requests(method: str, urls: list[str], bodies: list[Path] | None = None) -> None:
+    """The server's floor: presigned requests, one per URL, 8 at a time, nothing checked
+    but the status, nothing written (a PUT reads its body from the file)."""
+    pool = urllib3.PoolManager(maxsize=8)
+
+    def one(index: int) -> None:
+        body = bodies[index].read_bytes() if bodies else None
+        answer = pool.request(method, urls[index], body=body, retries=False)
+        if answer.status != 200:
+            raise RuntimeError(f"{method} {urls[index]}: HTTP {answer.status}")
+
+    with ThreadPoolExecutor(8) as threads:
+        list(threads.map(one, range(len(urls))))
+
+
+def _floor_row(what: str, whose: str, seconds: float, floor: float) -> Row:
+    against = f"{what} ({whose} against the floor)"
+    return Row(against, seconds, floor, "presigned requests, 8 threads", "-", None)
+
+
+def _blob_urls(store: Store, bucket: str, count: int) -> list[str]:
+    """Return the URLs of the store's ``count`` blobs of 1 KiB (what a pull GETs)."""
+    listed = boto3.client("s3").get_paginator("list_objects_v2")
+    prefix = store.describe().split(f"s3://{bucket}/", 1)[1]
+    keys = [
+        item["Key"]
+        for page in listed.paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if item["Size"] == 1024
+    ]
+    if len(keys) != count:
+        raise RuntimeError(f"listed {len(keys)} blobs of 1 KiB, expected {count}")
+    return presigned("GET", bucket, keys)
 
 
 def startup_rows(repeat: int, dvc: str | None) -> list[Row]:
