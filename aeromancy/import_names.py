@@ -98,7 +98,7 @@ def _imports_of(code: CodeType) -> Iterator[_Import]:
 def _level(code: CodeType, op: int, arg: int) -> int:
     if op == _LOAD_CONST:
         level = code.co_consts[arg]
-    elif op == _LOAD_SMALL_INT and _LOAD_SMALL_INT is not None:
+    elif op == _LOAD_SMALL_INT:  # never true before 3.14 (None)
         level = arg
     else:
         raise _UnexpectedBytecode

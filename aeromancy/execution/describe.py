@@ -69,13 +69,16 @@ def describe_tasks(tasks: str, root: Path, python: str | None = None) -> dict[st
     """
     root = root.resolve()
     python = python or project_python(root)
-    key = description_key(tasks, root, python)
+    module = find_module_file(tasks, root)
+    key = description_key(tasks, root, python, module)
     specs = read_entry(key, root)
     if specs is not None:
         log.debug("task module %s: description from the cache (%s)", tasks, _entry_path(key))
         return specs
     started = time.monotonic()
-    document = run_describe(tasks, root, python, meanwhile=lambda: _scan_imports(tasks, root))
+    document = run_describe(
+        tasks, root, python, meanwhile=lambda: _scan_imports(module, tasks, root)
+    )
     specs = decode_tasks(document["tasks"], document["task_modules"])
     entry = make_entry(key, root, document)
     write_atomically(_entry_path(key), json.dumps(entry, separators=(",", ":")).encode())
@@ -84,9 +87,9 @@ def describe_tasks(tasks: str, root: Path, python: str | None = None) -> dict[st
     return specs
 
 
-def description_key(tasks: str, root: Path, python: str) -> str:
-    """Return the hex digest of everything that can change the module's description."""
-    module = find_module_file(tasks, root)
+def description_key(tasks: str, root: Path, python: str, module: Path | None) -> str:
+    """Return the hex digest of everything that can change the module's description
+    (``module``: the task module's file, from :func:`find_module_file`)."""
     code = None if module is None else hashlib.sha256(module.read_bytes()).hexdigest()
     document = {
         "format": FORMAT,
@@ -100,10 +103,10 @@ def description_key(tasks: str, root: Path, python: str) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def _scan_imports(tasks: str, root: Path) -> None:
-    """Read which project modules the task module imports, into the on-disk cache that
-    planning's code identities read next (so that it runs beside the child's import)."""
-    module = find_module_file(tasks, root)
+def _scan_imports(module: Path | None, tasks: str, root: Path) -> None:
+    """Read which project modules the task module (file ``module``) imports, into the
+    on-disk cache that planning's code identities read next (so that it runs beside the
+    child's import)."""
     if module is not None:
         search = task_module_search_path(root, tasks)
         CodeScanner(root, search, cache_path()).identity(module.resolve())
