@@ -21,6 +21,11 @@ LIST_INSTEAD_OF_PROBING = 16
 #: 1,000 probes, so listing a store a few times larger than the push still wins).
 MAX_LISTED_BLOBS = 10_000
 LISTED_BLOBS_PER_FILE = 4
+#: Into a local store, files smaller than this are stored on the calling thread. Their
+#: work is mostly Python holding the GIL (hashlib lets it go only from 2 KiB, and
+#: the system calls are short), so threads only take turns at it: 20,000 files of
+#: 1 KiB took 3.7 s on 8 threads against 1.5 s on one (2 idle cores).
+SMALL_FILE = 256 * 1024
 
 
 class BlobStore:
@@ -71,19 +76,26 @@ class BlobStore:
                 else:
                     entries[reused.path] = reused
         largest_first = sorted(left, key=lambda source: source.size, reverse=True)
-        if largest_first:
-            stored = _map_in_threads(push.put, largest_first, self._pool_size(len(largest_first)))
-            entries.update((entry.path, entry) for entry in stored)
+        threaded, inline = self._split(largest_first)
+        stored = _map_in_threads(push.put, threaded, self._pool_size(len(threaded)), inline)
+        entries.update((entry.path, entry) for entry in stored)
         if self.stat_cache is not None:
             self.stat_cache.record(push.hashed)
         return [entries[source.path] for source in files]
 
     def _states(self, files: list[SourceFile]) -> dict[Path, FileStat]:
-        """Return each file's state before anything is read, when there is a stat cache."""
+        """Return each file's state before anything is read, when there is a stat cache.
+
+        A file listed by :func:`.paths.collect_files` has it already: the stat taken
+        then came before any byte was read.
+        """
         states: dict[Path, FileStat] = {}
         if self.stat_cache is None:
             return states
         for source in files:
+            if source.info is not None:
+                states[source.local] = FileStat.of_info(source.info)
+                continue
             try:
                 states[source.local] = FileStat.of(source.local)
             except OSError:
@@ -116,6 +128,12 @@ class BlobStore:
         limit = max(MAX_LISTED_BLOBS, LISTED_BLOBS_PER_FILE * files)
         keys = self.backend.list_prefix(BLOBS_PREFIX, limit=limit)
         return frozenset(keys) if len(keys) < limit else None
+
+    def _split(self, files: list[SourceFile]) -> tuple[list[SourceFile], list[SourceFile]]:
+        """Return the files worth a thread and those stored on the calling thread."""
+        if self.backend.remote:
+            return files, []  # each is a round trip: threads overlap them
+        return [f for f in files if f.size >= SMALL_FILE], [f for f in files if f.size < SMALL_FILE]
 
     def _pool_size(self, jobs: int) -> int:
         return max(1, min(self.workers, jobs))
@@ -181,23 +199,27 @@ class _Push:
 
 
 def _map_in_threads(
-    work: Callable[[SourceFile], FileEntry], items: list[SourceFile], threads: int
+    work: Callable[[SourceFile], FileEntry],
+    items: list[SourceFile],
+    threads: int,
+    inline: list[SourceFile] | None = None,
 ) -> list[FileEntry]:
-    """Return ``work`` of each item, in order, from ``threads`` threads taking items in turn.
+    """Return ``work`` of each item, from ``threads`` threads taking items in turn, and
+    of each of ``inline`` on the calling thread meanwhile.
 
     One task per thread rather than a future per item: for 20,000 small files the
     futures cost more than the files. The first error is raised once the threads have
     stopped (each stops taking items as soon as any has failed).
     """
-    results: list[FileEntry | None] = [None] * len(items)
+    inline = inline or []
+    results: list[FileEntry | None] = [None] * (len(items) + len(inline))
     queue = iter(enumerate(items))
     lock = threading.Lock()
     failed = threading.Event()
 
-    def run() -> None:
+    def run(taking: Callable[[], tuple[int, SourceFile] | None]) -> None:
         while not failed.is_set():
-            with lock:
-                taken = next(queue, None)
+            taken = taking()
             if taken is None:
                 return
             index, item = taken
@@ -207,11 +229,19 @@ def _map_in_threads(
                 failed.set()
                 raise
 
-    if threads <= 1:
-        run()
+    def take_queued() -> tuple[int, SourceFile] | None:
+        with lock:
+            return next(queue, None)
+
+    own = iter(enumerate(inline, start=len(items)))
+    if threads <= 1 or not items:
+        run(take_queued)
+        run(lambda: next(own, None))
     else:
         with ThreadPoolExecutor(threads) as pool:
-            for future in [pool.submit(run) for _ in range(threads)]:
+            futures = [pool.submit(run, take_queued) for _ in range(threads)]
+            run(lambda: next(own, None))
+            for future in futures:
                 future.result()
     return [result for result in results if result is not None]
 

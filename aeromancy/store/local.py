@@ -53,7 +53,7 @@ class LocalBackend:
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def _temp_path(self) -> Path:
+    def _temp_path(self) -> str:
         """Return a new name under ``<root>/tmp`` (made, and swept of stale files, once)."""
         tmp = self.root / TMP_DIR
         if not self._tmp_ready:
@@ -67,27 +67,26 @@ class LocalBackend:
         # the O_EXCL that opens it makes sure even so.
         if self._owner[0] != os.getpid():  # a forked child writes under its own name
             self._owner = (os.getpid(), owner())
-        return tmp / f"{self._owner[1]}-{self._token}-{next(self._counter)}.part"
+        return f"{tmp}/{self._owner[1]}-{self._token}-{next(self._counter)}.part"
 
-    def _link_into_place(self, temp: Path, key: str) -> bool:
-        """Link ``temp`` to ``key``; return False if ``key`` already existed. Removes ``temp``.
+    def _link_into_place(self, temp: str, key: str) -> bool:
+        """Link ``temp`` to ``key``; return False if ``key`` already existed.
 
-        The key's directory is made only when the link finds it missing.
+        The key's directory is made only when the link finds it missing. The caller
+        removes ``temp``.
         """
-        target = self._path(key)
+        target = f"{self.root}/{key}"
         try:
             try:
                 os.link(temp, target)
             except FileNotFoundError:
                 if not os.path.exists(temp):
                     raise
-                target.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.link(temp, target)
             return True
         except FileExistsError:
             return False
-        finally:
-            _remove(temp)
 
     def read_bytes(self, key: str) -> bytes | None:
         try:
@@ -107,7 +106,7 @@ class LocalBackend:
                     os.fsync(handle.fileno())
                 return self._link_into_place(temp, key) or self.read_bytes(key) == data
         finally:
-            temp.unlink(missing_ok=True)
+            _remove(temp)
 
     def _writing(self, what: str) -> AbstractContextManager[None]:
         """Turn a failed write into the store (disk full, read-only...) into exit 3."""
@@ -206,7 +205,7 @@ class LocalBackend:
         return self._path(key).as_uri()
 
 
-def _copy_hashing(source: Path, dest: Path, size: int) -> str:
+def _copy_hashing(source: Path, dest: str, size: int) -> str:
     """Copy ``source`` to the new read-only file ``dest``; return the sha256 hex written."""
     with reading_source(source):
         reader = open(source, "rb", buffering=0)  # noqa: SIM115 - closed just below
@@ -218,6 +217,6 @@ def _copy_hashing(source: Path, dest: Path, size: int) -> str:
             return copy_hashing(reader, writer, size, CHUNK_SIZE)
 
 
-def _remove(path: Path) -> None:
+def _remove(path: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

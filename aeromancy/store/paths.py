@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from aeromancy.errors import InvalidName, UsageError
@@ -23,6 +23,9 @@ class SourceFile:
     path: str
     local: Path
     size: int
+    #: What ``stat`` said of it when it was collected (None when not collected here):
+    #: its state before any byte of it was read.
+    info: os.stat_result | None = field(default=None, compare=False, repr=False)
 
 
 def check_relative_path(path: str) -> str:
@@ -69,11 +72,13 @@ def collect_files(source: Path) -> list[SourceFile]:
         raise UsageError(f"{source} does not exist", "give the path of a file or directory")
     if source.is_file():
         _check_readable(source, str(source))
-        return [SourceFile(check_relative_path(source.name), source, source.stat().st_size)]
+        info = source.stat()
+        return [SourceFile(check_relative_path(source.name), source, info.st_size, info)]
     if not source.is_dir():
         raise UsageError(f"{source} is not a regular file or directory", "push a file or a folder")
     root_real = os.path.realpath(source)
-    files = sorted(_walk(source, "", root_real, frozenset({root_real})), key=lambda f: f.path)
+    walked = _walk(source, "", root_real, root_real, frozenset({root_real}))
+    files = sorted(walked, key=lambda f: f.path)
     if not files:
         raise UsageError(f"{source} holds no files", "push a directory with at least one file")
     return files
@@ -83,7 +88,11 @@ def _inside(path_real: str, root_real: str) -> bool:
     return path_real == root_real or path_real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
-def _walk(directory: Path, rel: str, root_real: str, ancestors: frozenset[str]) -> list[SourceFile]:
+def _walk(
+    directory: Path, rel: str, real: str, root_real: str, ancestors: frozenset[str]
+) -> list[SourceFile]:
+    """Return the files under ``directory``; ``real`` is its path with links resolved,
+    ``ancestors`` the resolved directories on the way down from ``root_real``."""
     found: list[SourceFile] = []
     try:
         with os.scandir(directory) as scanned:
@@ -95,23 +104,32 @@ def _walk(directory: Path, rel: str, root_real: str, ancestors: frozenset[str]) 
         ) from exc
     for entry in entries:
         rel_path = f"{rel}/{entry.name}" if rel else entry.name
-        found.extend(_entry_files(entry, rel_path, root_real, ancestors))
+        if "\\" in entry.name or rel_path[1:2] == ":":
+            check_relative_path(rel_path)  # says what is wrong; scandir gives no '.' or '..'
+        found.extend(_entry_files(entry, rel_path, real, root_real, ancestors))
     return found
 
 
 def _entry_files(
-    entry: os.DirEntry[str], rel_path: str, root_real: str, ancestors: frozenset[str]
+    entry: os.DirEntry[str],
+    rel_path: str,
+    parent_real: str,
+    root_real: str,
+    ancestors: frozenset[str],
 ) -> list[SourceFile]:
-    check_relative_path(rel_path)
-    real = os.path.realpath(entry.path)
-    if entry.is_symlink() and not _inside(real, root_real):
+    # A link is resolved; anything else is where its (resolved) parent says.
+    link = entry.is_symlink()
+    real = os.path.realpath(entry.path) if link else f"{parent_real.rstrip(os.sep)}/{entry.name}"
+    if link and not _inside(real, root_real):
         raise InvalidName(
             f"symlink {rel_path} points outside the pushed directory (to {real})",
             "replace the link with a copy of its target, or push the target itself",
         )
     try:
-        info = os.stat(entry.path)
+        info = os.stat(entry.path) if link else entry.stat(follow_symlinks=False)
     except FileNotFoundError as exc:
+        if not link:
+            raise UsageError(f"{rel_path} vanished while it was listed", "push again") from exc
         raise UsageError(
             f"symlink {rel_path} is broken", "remove it or point it at an existing file"
         ) from exc
@@ -122,16 +140,16 @@ def _entry_files(
     if stat.S_ISDIR(info.st_mode):
         if real in ancestors:
             raise InvalidName(f"symlink {rel_path} makes a loop", "remove the looping link")
-        return _walk(Path(entry.path), rel_path, root_real, ancestors | {real})
+        return _walk(Path(entry.path), rel_path, real, root_real, ancestors | {real})
     if stat.S_ISREG(info.st_mode):
-        _check_readable(Path(entry.path), rel_path)
-        return [SourceFile(rel_path, Path(entry.path), info.st_size)]
+        _check_readable(entry.path, rel_path)
+        return [SourceFile(rel_path, Path(entry.path), info.st_size, info)]
     raise UsageError(
         f"{rel_path} is not a regular file (socket, fifo or device)", "remove it before pushing"
     )
 
 
-def _check_readable(path: Path, shown: str) -> None:
+def _check_readable(path: str | Path, shown: str) -> None:
     """Refuse a file this process may not read, before any blob of the push is written."""
     if not os.access(path, os.R_OK):
         raise UsageError(

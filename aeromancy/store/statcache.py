@@ -70,7 +70,11 @@ class FileStat(NamedTuple):
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> FileStat:
         """Return the state of the file at ``path`` (raises OSError like ``os.stat``)."""
-        info = os.stat(path)
+        return cls.of_info(os.stat(path))
+
+    @classmethod
+    def of_info(cls, info: os.stat_result) -> FileStat:
+        """Return the state ``stat`` gave."""
         return cls(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
 
     def settled(self, now_ns: int) -> bool:

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,7 @@ import pytest
 from aeromancy.errors import InfrastructureError, InvalidName, NotFound, StoreDamaged, UsageError
 from aeromancy.store import FileEntry, Store, open_store
 from aeromancy.store.backend import Backend, Destination, ProgressCallback, StoredBlob
+from aeromancy.store.blobs import SMALL_FILE
 from aeromancy.store.local import LocalBackend
 
 
@@ -242,6 +244,48 @@ class CountingBackend:
             return key
 
         return self.inner.store_file(path, counted, progress)
+
+
+class ThreadRecordingBackend(CountingBackend):
+    """Wraps a real backend and records which thread stored each file, by size."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.threads: dict[int, set[int]] = {}
+
+    def store_file(
+        self, path: Path, destination: Destination, progress: ProgressCallback
+    ) -> StoredBlob:
+        self.threads.setdefault(path.stat().st_size, set()).add(threading.get_ident())
+        return super().store_file(path, destination, progress)
+
+
+def test_small_files_go_on_the_calling_thread_locally_and_to_threads_remotely(
+    store_url: str, tmp_path: Path
+) -> None:
+    # Into a local store a small file's work holds the GIL: threads only take turns
+    # at it. Large files (hashing lets the GIL go) and every file sent over a network
+    # (round trips) are spread over the workers.
+    plain = open_store(store_url)
+    recording = ThreadRecordingBackend(plain.backend)
+    store = Store(recording, plain.cache.root, workers=4)  # type: ignore[arg-type]
+    big = SMALL_FILE + 1
+    files = {f"small{index:02d}": f"{index}".encode() * 10 for index in range(40)}
+    files |= {f"big{index}": os.urandom(big) for index in range(4)}
+
+    version = store.publish("proj", "data", make_tree(tmp_path / "tree", files))
+
+    assert len(version.files) == 44
+    small_threads = set().union(*(t for size, t in recording.threads.items() if size < big))
+    if plain.backend.remote:
+        assert threading.get_ident() not in small_threads
+        assert len(small_threads | recording.threads[big]) > 1
+    else:
+        assert small_threads == {threading.get_ident()}
+        assert threading.get_ident() not in recording.threads[big]
+    assert (
+        store.materialize(version, tmp_path / "out").joinpath("big3").read_bytes() == files["big3"]
+    )
 
 
 def test_blob_already_present_is_not_uploaded_again(
