@@ -168,7 +168,7 @@ class LocalBackend:
         the bytes ``dest_fd`` holds (see :func:`.copying.copy_verifying`).
         """
         try:
-            source = os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
+            source = os.open(f"{self.root}/{key}", os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFound(f"{key} is missing from the store at {self.root}") from exc
         try:

@@ -30,22 +30,40 @@ class SourceFile:
 
 def check_relative_path(path: str) -> str:
     """Return ``path`` if it is a relative, normalised POSIX path; raise InvalidName if not."""
-    pure = PurePosixPath(path)
-    problem = None
-    if not path or path in (".", "/"):
-        problem = "is empty"
-    elif pure.is_absolute() or path.startswith("\\") or (len(path) > 1 and path[1] == ":"):
-        problem = "is absolute"
-    elif ".." in pure.parts:
-        problem = "contains '..'"
-    elif str(pure) != path or "." in pure.parts or "\\" in path or "\x00" in path:
-        problem = "is not normalised"
+    if _plainly_relative(path):
+        return path
+    problem = path_problem(path)
     if problem:
         raise InvalidName(
             f"artifact file path {path!r} {problem}",
             "paths inside an artifact are relative, normalised and stay inside it",
         )
     return path
+
+
+def path_problem(path: str) -> str | None:
+    """Return what makes ``path`` no relative, normalised POSIX path, or None."""
+    pure = PurePosixPath(path)
+    if not path or path in (".", "/"):
+        return "is empty"
+    if pure.is_absolute() or path.startswith("\\") or (len(path) > 1 and path[1] == ":"):
+        return "is absolute"
+    if ".." in pure.parts:
+        return "contains '..'"
+    if str(pure) != path or "." in pure.parts or "\\" in path or "\x00" in path:
+        return "is not normalised"
+    return None
+
+
+def _plainly_relative(path: str) -> bool:
+    """Return True for exactly the paths :func:`path_problem` finds nothing wrong with
+    (a test of the string, no path object: a pull checks each of its files)."""
+    return (
+        path[1:2] != ":"
+        and "\\" not in path
+        and "\x00" not in path
+        and all(part not in ("", ".", "..") for part in path.split("/"))
+    )
 
 
 def collect_files(source: Path) -> list[SourceFile]:

@@ -27,7 +27,7 @@ import stat
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from aeromancy.errors import UsageError
 from aeromancy.leftovers import abandoned, owner
@@ -63,11 +63,12 @@ def files_to_write(dest: Path, wanted: list[Wanted]) -> list[Wanted]:
     """
     missing: list[Wanted] = []
     clashes: list[str] = []
+    directories: dict[str, bool] = {"": True}  # relative directory -> exists (checked)
     for item in wanted:
-        target = _checked_parents(dest, item.path)
-        if target is None:
+        if not _directory_exists(dest, item.path.rpartition("/")[0], directories):
             missing.append(item)
             continue
+        target = dest / item.path
         state = _existing(target, item)
         if state == "absent":
             missing.append(item)
@@ -81,20 +82,28 @@ def files_to_write(dest: Path, wanted: list[Wanted]) -> list[Wanted]:
     return missing
 
 
-def _checked_parents(dest: Path, relative: str) -> Path | None:
-    """Return the target path when all its directories exist; None when one is missing."""
-    current = dest
-    for part in PurePosixPath(relative).parent.parts:
-        current = current / part
+def _directory_exists(dest: Path, relative: str, known: dict[str, bool]) -> bool:
+    """Return True when DEST/``relative`` and each directory above it are directories,
+    False when one is missing; a link or a file in the way is refused. ``known`` keeps
+    the answers, so each directory is looked at once per pull."""
+    if relative in known:
+        return known[relative]
+    exists = _directory_exists(dest, relative.rpartition("/")[0], known)
+    if exists:
+        current = dest / relative
         try:
             info = os.lstat(current)
         except FileNotFoundError:
-            return None
-        if stat.S_ISLNK(info.st_mode):
-            raise _link_refused(current)
-        if not stat.S_ISDIR(info.st_mode):
-            raise UsageError(f"{current} is a file where the pull needs a directory", _ELSEWHERE)
-    return dest / relative
+            exists = False
+        else:
+            if stat.S_ISLNK(info.st_mode):
+                raise _link_refused(current)
+            if not stat.S_ISDIR(info.st_mode):
+                raise UsageError(
+                    f"{current} is a file where the pull needs a directory", _ELSEWHERE
+                )
+    known[relative] = exists
+    return exists
 
 
 def _existing(target: Path, item: Wanted) -> str:
@@ -124,11 +133,11 @@ def place_files(dest: Path, sources: list[tuple[Path, str]], all_paths: list[str
     """
     hard_link = hard_links_wanted()
     with _Tree(dest) as tree:
-        for directory in sorted({str(PurePosixPath(path).parent) for path in all_paths}):
+        for directory in _directories(all_paths):
             tree.sweep_dead_parts(directory)
         for source, relative in sources:
-            path = PurePosixPath(relative)
-            tree.place(source, str(path.parent), path.name, hard_link)
+            directory, _, name = relative.rpartition("/")
+            tree.place(source, directory, name, hard_link)
         tree.keep()
 
 
@@ -141,13 +150,18 @@ def write_files(dest: Path, fills: list[tuple[FillFile, str]], all_paths: list[s
     call made are removed again.
     """
     with _Tree(dest) as tree:
-        for directory in sorted({str(PurePosixPath(path).parent) for path in all_paths}):
+        for directory in _directories(all_paths):
             tree.sweep_dead_parts(directory)
         for fill, relative in fills:
-            path = PurePosixPath(relative)
-            tree.stage(fill, str(path.parent), path.name)
+            directory, _, name = relative.rpartition("/")
+            tree.stage(fill, directory, name)
         tree.publish_staged()
         tree.keep()
+
+
+def _directories(paths: list[str]) -> list[str]:
+    """Return the directories (relative, "" for DEST itself) that hold ``paths``, sorted."""
+    return sorted({path.rpartition("/")[0] for path in paths})
 
 
 class _Tree:
@@ -229,7 +243,7 @@ class _Tree:
     def place(self, source: Path, relative_dir: str, name: str, hard_link: bool) -> None:
         """Write one file: a hard link when asked for, else a reflink or copy under a temp name."""
         fd = self.dir_fd("." if relative_dir in ("", ".") else relative_dir)
-        target = self.dest / relative_dir / name
+        target = self.dest.joinpath(relative_dir, name)
         with writing(f"cannot write {target}", "pull into a directory on another disk"):
             if hard_link and _try_hard_link(source, name, fd, target):
                 self.placed.append(target)
@@ -246,7 +260,7 @@ class _Tree:
     def stage(self, fill: FillFile, relative_dir: str, name: str) -> None:
         """Fill a new temporary file in DEST/``relative_dir``; :meth:`publish_staged` names it."""
         fd = self.dir_fd("." if relative_dir in ("", ".") else relative_dir)
-        target = self.dest / relative_dir / name
+        target = self.dest.joinpath(relative_dir, name)
         temp = f".{name}.{self._temp_prefix}{next(self._counter)}{PART_SUFFIX}"
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         with writing(f"cannot write {target}", _OTHER_DISK):
