@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from aeromancy.store.layout import blob_key
 from aeromancy.store.manifest import FileEntry
 from aeromancy.store.paths import SourceFile
 from aeromancy.store.statcache import FileStat, StatCache
+from aeromancy.store.threads import map_in_threads
 
 BLOBS_PREFIX = "blobs/sha256/"
 #: From this many files on, one listing of the blobs beats a request per file ...
@@ -77,7 +78,7 @@ class BlobStore:
                     entries[reused.path] = reused
         largest_first = sorted(left, key=lambda source: source.size, reverse=True)
         threaded, inline = self._split(largest_first)
-        stored = _map_in_threads(push.put, threaded, self._pool_size(len(threaded)), inline)
+        stored = map_in_threads(push.put, threaded, self._pool_size(len(threaded)), inline)
         entries.update((entry.path, entry) for entry in stored)
         if self.stat_cache is not None:
             self.stat_cache.record(push.hashed)
@@ -196,54 +197,6 @@ class _Push:
     def _unchanged(path: Path, state: FileStat) -> bool:
         """Return True when ``path`` is still in ``state`` (looked up before the pool ran)."""
         return _state_or_none(path) == state
-
-
-def _map_in_threads(
-    work: Callable[[SourceFile], FileEntry],
-    items: list[SourceFile],
-    threads: int,
-    inline: list[SourceFile] | None = None,
-) -> list[FileEntry]:
-    """Return ``work`` of each item, from ``threads`` threads taking items in turn, and
-    of each of ``inline`` on the calling thread meanwhile.
-
-    One task per thread rather than a future per item: for 20,000 small files the
-    futures cost more than the files. The first error is raised once the threads have
-    stopped (each stops taking items as soon as any has failed).
-    """
-    inline = inline or []
-    results: list[FileEntry | None] = [None] * (len(items) + len(inline))
-    queue = iter(enumerate(items))
-    lock = threading.Lock()
-    failed = threading.Event()
-
-    def run(taking: Callable[[], tuple[int, SourceFile] | None]) -> None:
-        while not failed.is_set():
-            taken = taking()
-            if taken is None:
-                return
-            index, item = taken
-            try:
-                results[index] = work(item)
-            except BaseException:
-                failed.set()
-                raise
-
-    def take_queued() -> tuple[int, SourceFile] | None:
-        with lock:
-            return next(queue, None)
-
-    own = iter(enumerate(inline, start=len(items)))
-    if threads <= 1 or not items:
-        run(take_queued)
-        run(lambda: next(own, None))
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [pool.submit(run, take_queued) for _ in range(threads)]
-            run(lambda: next(own, None))
-            for future in futures:
-                future.result()
-    return [result for result in results if result is not None]
 
 
 def _state_or_none(path: Path) -> FileStat | None:

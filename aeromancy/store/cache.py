@@ -8,8 +8,9 @@ themselves: :mod:`.placing` writes copies (or reflinks) of them.
 
 from __future__ import annotations
 
+import itertools
 import os
-import uuid
+import secrets
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -31,6 +32,11 @@ class BlobCache:
         self.root = root
         self.backend = backend
         self._swept = False
+        self._tmp_ready = False
+        # Temporary names: unique in this process by the counter, across processes by
+        # owner (pid and host) and a random token.
+        self._prefix = f"{owner()}-{secrets.token_hex(6)}-"
+        self._counter = itertools.count()
 
     def entry_path(self, sha256_hex: str) -> Path:
         """Return where the cache keeps a blob (it may not be there)."""
@@ -58,19 +64,20 @@ class BlobCache:
         self, sha256_hex: str, entry: Path, progress: ProgressCallback | None, size: int | None
     ) -> Path:
         tmp_dir = self.root / "tmp"
-        temp = tmp_dir / f"{owner()}-{uuid.uuid4().hex}.part"
+        temp = tmp_dir / f"{self._prefix}{next(self._counter)}.part"
         try:
             with self._writing():
-                tmp_dir.mkdir(parents=True, exist_ok=True)
-                self._sweep_once(tmp_dir)
+                if not self._tmp_ready:
+                    tmp_dir.mkdir(parents=True, exist_ok=True)
+                    self._sweep_once(tmp_dir)
+                    self._tmp_ready = True
                 # The digest of the bytes as they were written: no second read of them.
                 written = self._download_to(sha256_hex, temp, progress, size)
             if written != sha256_hex:
                 raise blob_damaged(sha256_hex, self.backend)
             with self._writing():
                 os.chmod(temp, READ_ONLY)
-                entry.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp, entry)
+                _replace(temp, entry)
         finally:
             temp.unlink(missing_ok=True)
         return entry
@@ -98,6 +105,17 @@ class BlobCache:
             f"cannot write to the cache at {self.root}",
             f"point {CACHE_ENV} at a directory on another disk",
         )
+
+
+def _replace(temp: Path, entry: Path) -> None:
+    """Move ``temp`` to ``entry``, making its directory only when it is missing."""
+    try:
+        os.replace(temp, entry)
+    except FileNotFoundError:
+        if not temp.exists():
+            raise
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, entry)
 
 
 def blob_damaged(sha256_hex: str, backend: Backend) -> StoreDamaged:

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from aeromancy.store.progress import transfer_progress
 from aeromancy.store.pulling import blob_fill, size_damage
 from aeromancy.store.refs import Reference, parse_ref
 from aeromancy.store.statcache import StatCache
+from aeromancy.store.threads import map_in_threads
 
 
 class Store:
@@ -286,8 +286,7 @@ class Store:
         def fetch(digest: str) -> Path:
             return self.cache.fetch(digest, progress, sizes.get(digest))
 
-        with ThreadPoolExecutor(max(1, min(self.workers, len(digests)))) as pool:
-            return list(pool.map(fetch, digests))
+        return map_in_threads(fetch, digests, max(1, min(self.workers, len(digests))))
 
     def _newest(self, project: str, name: str, view: Namespace) -> ArtifactVersion | None:
         candidates = []
