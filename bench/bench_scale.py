@@ -2,6 +2,7 @@
 
     PATH=/opt/dvc-venv/bin:$PATH .venv/bin/python bench/bench_scale.py [--repeat 3]
         [--small-files 20000] [--s3-files 20000] [--skip-s3] [--skip-big] [--only-s3]
+        [--scratch-parent /tmp]
 
 Every row runs its contenders alternately, ``--repeat`` times each, and keeps the
 median; each try starts from the same state (untimed reset, and ``sync`` so that no
@@ -137,6 +138,10 @@ def hash_and_write_files(files: list[Path], out: Path, threads: int) -> None:
                 digest.update(chunk)
                 writer.write(chunk)
 
+    if threads == 1:  # a plain loop: the floor of one Python thread, no pool
+        for path in files:
+            one(path)
+        return
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, files))
 
@@ -206,16 +211,26 @@ def local_small_rows(scratch: Path, data: Path, repeat: int, dvc: str | None) ->
             dvc_repo.fresh()
         settle()
 
+    files = sorted(data.rglob("*.bin"))
     push_contenders: list[Callable[[], object]] = [
         lambda: store().publish("bench", "small", data),
         lambda: sh("cp", "-r", data, copy),
+        lambda: hash_and_write_files(files, copy.with_name("floor"), 1),
     ]
     if dvc_repo:
         push_contenders.append(dvc_repo.add_and_push)
-    push = interleaved(repeat, push_contenders, reset_all)
-    rows = [Row(f"push {label}", push[0], push[1], "cp -r", "<= 2.5x", push[0] / push[1] <= 2.5)]
+
+    def reset_push() -> None:
+        remove(copy.with_name("floor"))
+        reset_all()
+
+    push = interleaved(repeat, push_contenders, reset_push)
+    rows = [
+        Row(f"push {label}", push[0], push[1], "cp -r", "<= 2.5x", push[0] / push[1] <= 2.5),
+        Row(f"push {label}", push[0], push[2], "read + sha256 + write, 1 thread", "-", None),
+    ]
     if dvc_repo:
-        rows.append(Row(f"push {label}", push[0], push[2], "dvc add + push", "-", None))
+        rows.append(Row(f"push {label}", push[0], push[3], "dvc add + push", "-", None))
 
     # Pulls: the store (and DVC's remote) is filled once, untimed.
     for path in (store_dir, cache, scratch / "dvc-remote"):
@@ -611,10 +626,16 @@ def main() -> None:
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--only-s3", action="store_true", help="run the S3 rows alone")
+    parser.add_argument(
+        "--scratch-parent",
+        type=Path,
+        default=Path("/tmp"),
+        help="where data, stores and copies go (/dev/shm leaves the disk out)",
+    )
     args = parser.parse_args()
     dvc = shutil.which("dvc")
-    scratch = Path(tempfile.mkdtemp(prefix="aeromancy-scale-", dir="/tmp"))
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    scratch = Path(tempfile.mkdtemp(prefix="aeromancy-scale-", dir=args.scratch_parent))
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", in {args.scratch_parent}"
     load = os.getloadavg()[0]
     rows: list[Row] = []
 
