@@ -7,7 +7,6 @@ tests/cluster/test_containers.py sends a real SIGINT to ``aeromancy run --cluste
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,13 +61,12 @@ def client() -> Iterator[Client]:
 
 
 def alive(pid: int) -> bool:
+    """Return True while ``pid`` runs (a zombie waiting for its reaper has ended)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:  # reaped, even between two looks
         return False
-    # A zombie (killed, not yet reaped) counts as gone.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
+    return fields[0] != "Z"
 
 
 def wait_for(predicate: object, timeout: float) -> bool:
