@@ -86,7 +86,11 @@ def copy_verifying(source_fd: int, dest_fd: int, size: int) -> str:
     ``dest_fd`` itself, the part already copied: copy and hash overlap on two cores.
     ``size`` (the expected size) only picks the strategy.
     """
-    if size >= PIPELINE_FROM:
+    if size < CHUNK_SIZE:
+        found = _copy_small(source_fd, dest_fd, size)
+        if found is not None:
+            return found
+    elif size >= PIPELINE_FROM:
         if _cloned(source_fd, dest_fd):
             return sha256_fd(dest_fd)
         found = _copy_hashing_behind(source_fd, dest_fd)
@@ -100,6 +104,19 @@ def copy_verifying(source_fd: int, dest_fd: int, size: int) -> str:
         open(dest_fd, "wb", buffering=0, closefd=False) as writer,
     ):
         return copy_hashing(reader, writer, size)
+
+
+def _copy_small(source_fd: int, dest_fd: int, size: int) -> str | None:
+    """Copy a file of about ``size`` bytes in one read and return the digest of what was
+    written; None, having written nothing, when the file holds more than ``size``."""
+    data = os.read(source_fd, size + 1)  # a short read of a regular file is its end
+    if len(data) > size:
+        os.lseek(source_fd, 0, os.SEEK_SET)
+        return None
+    view = memoryview(data)
+    while view:
+        view = view[os.write(dest_fd, view) :]
+    return hashlib.sha256(data).hexdigest()
 
 
 def _cloned(source_fd: int, dest_fd: int) -> bool:

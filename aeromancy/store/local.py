@@ -161,18 +161,20 @@ class LocalBackend:
             progress(expected)
         return sha256_hex
 
-    def copy_blob(self, key: str, dest_fd: int) -> str:
+    def copy_blob(self, key: str, dest_fd: int, size: int | None = None) -> str:
         """Fill the empty file ``dest_fd`` with the object; return the sha256 of what it got.
 
         For pulls that bypass the cache: one read of the object, and the digest is of
-        the bytes ``dest_fd`` holds (see :func:`.copying.copy_verifying`).
+        the bytes ``dest_fd`` holds (see :func:`.copying.copy_verifying`). ``size``, the
+        size expected (a manifest's), only picks how to copy; by default the object's.
         """
         try:
             source = os.open(f"{self.root}/{key}", os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFound(f"{key} is missing from the store at {self.root}") from exc
         try:
-            return copy_verifying(source, dest_fd, os.fstat(source).st_size)
+            expected = os.fstat(source).st_size if size is None else size
+            return copy_verifying(source, dest_fd, expected)
         finally:
             os.close(source)
 

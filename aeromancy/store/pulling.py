@@ -31,7 +31,7 @@ def blob_fill(
 
     def fill(fd: int) -> None:
         try:
-            written = backend.copy_blob(blob_key(item.sha256), fd)
+            written = backend.copy_blob(blob_key(item.sha256), fd, item.size)
         except NotFound as exc:
             raise blob_missing(item.sha256, backend) from exc
         if written != item.sha256:

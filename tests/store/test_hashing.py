@@ -123,3 +123,22 @@ def test_copy_verifying_hashes_the_copy_not_the_source(
     digest, copied = _copy_verifying(tmp_path, data)
     assert copied != data
     assert digest == hashlib.sha256(copied).hexdigest() != hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("expected", [0, 10, 4095])
+def test_copy_verifying_copies_a_file_larger_than_expected_whole(
+    tmp_path: Path, expected: int
+) -> None:
+    """The expected size only picks the strategy: the digest names every byte copied."""
+    data = os.urandom(5000)
+    source, dest = tmp_path / "source", tmp_path / "dest"
+    source.write_bytes(data)
+    src = os.open(source, os.O_RDONLY)
+    out = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        digest = copy_verifying(src, out, expected)
+    finally:
+        os.close(src)
+        os.close(out)
+    assert dest.read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
