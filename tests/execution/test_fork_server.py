@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 PIPELINE = """
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -170,14 +173,20 @@ def test_the_recorded_peak_rss_is_the_tasks_own(
 
 def test_the_fork_servers_thread_check_sees_native_threads() -> None:
     # The fork server forks only while native_threads() is 1; the check must see threads.
-    from aeromancy.execution.child.zygote import native_threads
-
-    before = native_threads()
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait)
-    thread.start()
-    try:
-        assert native_threads() == before + 1
-    finally:
-        stop.set()
-        thread.join()
+    # In a fresh interpreter, so no thread left by an earlier test can exit in between.
+    check = (
+        "import threading\n"
+        "from aeromancy.execution.child.zygote import native_threads\n"
+        "before = native_threads()\n"
+        "stop = threading.Event()\n"
+        "thread = threading.Thread(target=stop.wait)\n"
+        "thread.start()\n"
+        "during = native_threads()\n"
+        "stop.set()\n"
+        "thread.join()\n"
+        "print(before, during)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["1", "2"]
