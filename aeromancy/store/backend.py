@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from aeromancy.errors import UsageError
+from aeromancy.store.statcache import FileStat
 
 #: Called with a number of bytes just transferred; drives progress bars.
 ProgressCallback = Callable[[int], None]
@@ -35,29 +35,9 @@ class StoredBlob(NamedTuple):
 
     sha256: str
     size: int
-
-
-@dataclass(frozen=True)
-class FileState:
-    """A file's size and modification time: if both are unchanged, so (we trust) is it."""
-
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, path: Path) -> FileState:
-        """Return the current state of the file at ``path``."""
-        info = os.stat(path)
-        return cls(info.st_size, info.st_mtime_ns)
-
-    def check(self, path: Path) -> None:
-        """Raise :func:`changed_while_pushed`'s error unless ``path`` is still in this state."""
-        try:
-            now = FileState.of(path)
-        except FileNotFoundError as exc:
-            raise changed_while_pushed(path) from exc
-        if now != self:
-            raise changed_while_pushed(path)
+    #: The file's state when it is the state given as ``before`` both before and after
+    #: the bytes were read and stored (what the stat cache may record); else None.
+    state: FileStat | None = None
 
 
 class Backend(Protocol):
@@ -83,16 +63,22 @@ class Backend(Protocol):
         ...
 
     def store_file(
-        self, path: Path, destination: Destination, progress: ProgressCallback
+        self,
+        path: Path,
+        destination: Destination,
+        progress: ProgressCallback,
+        before: FileStat | None = None,
     ) -> StoredBlob:
         """Store the bytes of the file at ``path`` at the key their sha256 names.
 
         The backend reads the file (once where it can), hashes it and asks
         ``destination(sha256_hex)`` for the key; ``None`` means those bytes are stored
         already and nothing is written. The object at the key holds exactly the bytes
-        hashed. A file whose size or mtime changes before its object becomes visible
-        raises :func:`changed_while_pushed`'s error and leaves nothing at the key.
-        ``progress`` receives the file's bytes, sent or skipped.
+        hashed. ``before`` is the file's state taken before any of it was read (by
+        default the backend takes it): a file whose size or mtime is no longer that
+        before its object becomes visible raises :func:`changed_while_pushed`'s error
+        and leaves nothing at the key. ``progress`` receives the file's bytes, sent or
+        skipped.
         """
         ...
 
@@ -149,10 +135,63 @@ def reading_source(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise UsageError(
-            f"cannot read {path}: {exc.strerror or exc}",
-            "check that the file exists and is readable, then push again",
-        ) from exc
+        raise unreadable(path, exc) from exc
+
+
+def unreadable(path: Path, exc: OSError) -> UsageError:
+    """Return the error for a file being pushed that cannot be read (exit 2)."""
+    return UsageError(
+        f"cannot read {path}: {exc.strerror or exc}",
+        "check that the file exists and is readable, then push again",
+    )
+
+
+def state_before(path: Path, before: FileStat | None) -> FileStat:
+    """Return ``before``, or the file's state now when the caller took none."""
+    if before is not None:
+        return before
+    with reading_source(path):
+        return FileStat.of(path)
+
+
+def state_after(path: Path, before: FileStat) -> FileStat | None:
+    """Raise :func:`changed_while_pushed`'s error unless ``path`` still has the size and
+    mtime of ``before``; return ``before`` when nothing ``stat`` says has changed.
+
+    Called once the bytes are read and before they become visible: a file rewritten
+    meanwhile is a torn snapshot. A change of ctime or inode alone (a ``chmod``, the
+    same bytes put back by a copy keeping times) is no error, but its digest is not
+    for the stat cache to keep.
+    """
+    try:
+        now = FileStat.of(path)
+    except FileNotFoundError as exc:
+        raise changed_while_pushed(path) from exc
+    if now == before:
+        return before
+    if now.size != before.size or now.mtime_ns != before.mtime_ns:
+        raise changed_while_pushed(path)
+    return None
+
+
+def read_small(path: Path, size: int) -> bytes:
+    """Return the bytes of the file at ``path``, expected to be ``size`` long, in one read.
+
+    One byte more than ``size`` is asked for: a file that grew is seen as longer (and
+    :func:`state_after` refuses it), never cut to its old size. A short read is read
+    on from until the end of the file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, size + 1)
+            while len(data) < size and (more := os.read(fd, size + 1 - len(data))):
+                data += more
+            return data
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
 
 
 def changed_while_pushed(path: Path) -> UsageError:

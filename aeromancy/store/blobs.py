@@ -85,14 +85,12 @@ class BlobStore:
         return [entries[source.path] for source in files]
 
     def _states(self, files: list[SourceFile]) -> dict[Path, FileStat]:
-        """Return each file's state before anything is read, when there is a stat cache.
+        """Return each file's state before anything is read.
 
         A file listed by :func:`.paths.collect_files` has it already: the stat taken
         then came before any byte was read.
         """
         states: dict[Path, FileStat] = {}
-        if self.stat_cache is None:
-            return states
         for source in files:
             if source.info is not None:
                 states[source.local] = FileStat.of_info(source.info)
@@ -163,7 +161,7 @@ class _Push:
         self.progress = progress
         self.present = present
         self.known = known
-        #: Each file's state before any was read (with a stat cache): "before hashing".
+        #: Each file's state before any was read: "before hashing".
         self.states = states
         #: (file, its state before and after hashing, digest): for the stat cache.
         self.hashed: list[tuple[Path, FileStat, str]] = []
@@ -187,10 +185,10 @@ class _Push:
             return None if self.blobs.stored(sha256_hex, self.present) else blob_key(sha256_hex)
 
         before = self.states.get(source.local)
-        stored = self.blobs.backend.store_file(source.local, destination, self.progress)
-        if before is not None and _state_or_none(source.local) == before:
+        stored = self.blobs.backend.store_file(source.local, destination, self.progress, before)
+        if stored.state is not None and self.blobs.stat_cache is not None:
             with self._lock:
-                self.hashed.append((source.local, before, stored.sha256))
+                self.hashed.append((source.local, stored.state, stored.sha256))
         return FileEntry(source.path, stored.size, stored.sha256)
 
     @staticmethod

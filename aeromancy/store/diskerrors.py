@@ -21,7 +21,12 @@ def writing(what: str, elsewhere: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise InfrastructureError(f"{what}: {exc.strerror or exc}", _hint(exc, elsewhere)) from exc
+        raise write_failed(what, elsewhere, exc) from exc
+
+
+def write_failed(what: str, elsewhere: str, exc: OSError) -> InfrastructureError:
+    """Return :func:`writing`'s error for ``exc`` (where a ``with`` per write costs too much)."""
+    return InfrastructureError(f"{what}: {exc.strerror or exc}", _hint(exc, elsewhere))
 
 
 def _hint(exc: OSError, elsewhere: str) -> str:

@@ -10,27 +10,33 @@ writer leaves only an invisible temporary file behind, named by its owner
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import itertools
 import os
 import secrets
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from aeromancy.errors import NotFound
+from aeromancy.errors import InfrastructureError, NotFound
 from aeromancy.leftovers import owner, sweep_files
 from aeromancy.store.backend import (
     Destination,
-    FileState,
     ObjectInfo,
     ProgressCallback,
     StoredBlob,
+    read_small,
     reading_source,
+    state_after,
+    state_before,
 )
 from aeromancy.store.copying import copy_verifying
-from aeromancy.store.diskerrors import writing
+from aeromancy.store.diskerrors import write_failed, writing
 from aeromancy.store.hashing import CHUNK_SIZE, copy_hashing
+from aeromancy.store.statcache import FileStat
 
 TMP_DIR = "tmp"
+ELSEWHERE = "choose another store with --store"
 READ_ONLY = 0o444
 
 
@@ -46,6 +52,7 @@ class LocalBackend:
         self._token = secrets.token_hex(8)
         self._counter = itertools.count()
         self._owner = (os.getpid(), owner())
+        self._tmp_prefix = f"{self.root}/{TMP_DIR}/"
 
     def describe(self) -> str:
         return str(self.root)
@@ -55,8 +62,8 @@ class LocalBackend:
 
     def _temp_path(self) -> str:
         """Return a new name under ``<root>/tmp`` (made, and swept of stale files, once)."""
-        tmp = self.root / TMP_DIR
         if not self._tmp_ready:
+            tmp = self.root / TMP_DIR
             with self._writing("cannot write to"):
                 tmp.mkdir(parents=True, exist_ok=True)
             if not self._swept:
@@ -67,7 +74,7 @@ class LocalBackend:
         # the O_EXCL that opens it makes sure even so.
         if self._owner[0] != os.getpid():  # a forked child writes under its own name
             self._owner = (os.getpid(), owner())
-        return f"{tmp}/{self._owner[1]}-{self._token}-{next(self._counter)}.part"
+        return f"{self._tmp_prefix}{self._owner[1]}-{self._token}-{next(self._counter)}.part"
 
     def _link_into_place(self, temp: str, key: str) -> bool:
         """Link ``temp`` to ``key``; return False if ``key`` already existed.
@@ -88,6 +95,25 @@ class LocalBackend:
         except FileExistsError:
             return False
 
+    def _move_blob_into_place(self, temp: str, key: str) -> None:
+        """Rename the complete blob ``temp`` to ``key``, making the key's directory when
+        the rename finds it missing.
+
+        A rename, not a link: a blob's key names its bytes, so a blob stored at the
+        same moment by another push holds the same bytes and either may stay, and
+        nothing is left at ``temp`` to remove. Readers see the old file or the new one,
+        each complete. (A manifest, whose key does not name its bytes, is linked:
+        :meth:`create`.)
+        """
+        target = f"{self.root}/{key}"
+        try:
+            os.replace(temp, target)
+        except FileNotFoundError:
+            if not os.path.exists(temp):
+                raise
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(temp, target)
+
     def read_bytes(self, key: str) -> bytes | None:
         try:
             return self._path(key).read_bytes()
@@ -98,43 +124,83 @@ class LocalBackend:
         temp = self._temp_path()
         try:
             with self._writing(f"cannot write {key} to"):
-                # O_EXCL: the temporary name is ours alone even if an owner and token repeat.
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                _write_new(temp, data, durable=True)
                 return self._link_into_place(temp, key) or self.read_bytes(key) == data
         finally:
             _remove(temp)
 
     def _writing(self, what: str) -> AbstractContextManager[None]:
         """Turn a failed write into the store (disk full, read-only...) into exit 3."""
-        return writing(f"{what} the store at {self.root}", "choose another store with --store")
+        return writing(f"{what} the store at {self.root}", ELSEWHERE)
+
+    def _write_failed(self, what: str, exc: OSError) -> InfrastructureError:
+        """Return :meth:`_writing`'s error for ``exc``."""
+        return write_failed(f"{what} the store at {self.root}", ELSEWHERE, exc)
 
     def store_file(
-        self, path: Path, destination: Destination, progress: ProgressCallback
+        self,
+        path: Path,
+        destination: Destination,
+        progress: ProgressCallback,
+        before: FileStat | None = None,
     ) -> StoredBlob:
-        """Copy the file into ``<root>/tmp`` while hashing it, then link the copy into place.
+        """Hash the file's bytes as they are read, write them to ``<root>/tmp`` and link
+        that copy into place.
 
         One read of the file: the digest is of the very bytes copied, so only bytes
-        that hash to their key are ever linked in, whatever happens to the file.
+        that hash to their key are ever linked in, whatever happens to the file. A file
+        under one chunk is read in one call and written only when its blob is missing.
         """
-        with reading_source(path):
-            before = FileState.of(path)
+        before = state_before(path, before)
+        if before.size < CHUNK_SIZE:
+            sha256_hex, state = self._store_small(path, before, destination)
+        else:
+            sha256_hex, state = self._store_copied(path, before, destination)
+        progress(before.size)
+        return StoredBlob(sha256_hex, before.size, state)
+
+    def _store_small(
+        self, path: Path, before: FileStat, destination: Destination
+    ) -> tuple[str, FileStat | None]:
+        data = read_small(path, before.size)
+        sha256_hex = hashlib.sha256(data).hexdigest()
+        key = destination(sha256_hex)
+        if key is None:
+            return sha256_hex, state_after(path, before)
+        temp = self._temp_path()
+        try:
+            try:
+                _write_new(temp, data)
+            except OSError as exc:
+                raise self._write_failed(f"cannot copy {path} into", exc) from exc
+            state = state_after(path, before)  # a file rewritten meanwhile: a torn snapshot
+            try:
+                self._move_blob_into_place(temp, key)
+            except OSError as exc:
+                raise self._write_failed(f"cannot store {path} in", exc) from exc
+        except BaseException:
+            _remove(temp)
+            raise
+        return sha256_hex, state
+
+    def _store_copied(
+        self, path: Path, before: FileStat, destination: Destination
+    ) -> tuple[str, FileStat | None]:
         temp = self._temp_path()
         try:
             with self._writing(f"cannot copy {path} into"):
                 sha256_hex = _copy_hashing(path, temp, before.size)
             key = destination(sha256_hex)
-            before.check(path)  # a file rewritten during the copy is a torn snapshot
-            if key is not None:
+            state = state_after(path, before)  # a file rewritten during the copy: torn
+            if key is None:
+                _remove(temp)
+            else:
                 with self._writing(f"cannot store {path} in"):
-                    self._link_into_place(temp, key)  # made read-only when opened
-        finally:
+                    self._move_blob_into_place(temp, key)  # made read-only when opened
+        except BaseException:
             _remove(temp)
-        progress(before.size)
-        return StoredBlob(sha256_hex, before.size)
+            raise
+        return sha256_hex, state
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -217,6 +283,27 @@ def _copy_hashing(source: Path, dest: str, size: int) -> str:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY)
         with open(fd, "wb", buffering=0, closefd=True) as writer:
             return copy_hashing(reader, writer, size, CHUNK_SIZE)
+
+
+def _write_new(path: str, data: bytes, durable: bool = False) -> None:
+    """Write ``data`` to the new read-only file ``path`` (made here: O_EXCL), all of it.
+
+    The temporary name is ours alone even if an owner and token ever repeat; the open
+    descriptor may write the file its mode already makes read-only. ``durable``: on
+    disk before this returns (fsync).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if not written:
+                raise OSError(errno.EIO, f"no bytes written to {path}")
+            view = view[written:]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str | Path) -> None:

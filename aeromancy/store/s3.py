@@ -27,11 +27,13 @@ from boto3.s3.transfer import S3Transfer, TransferConfig
 from aeromancy.errors import NotFound, StoreUnavailable, UsageError
 from aeromancy.store.backend import (
     Destination,
-    FileState,
     ObjectInfo,
     ProgressCallback,
     StoredBlob,
+    read_small,
     reading_source,
+    state_after,
+    state_before,
 )
 from aeromancy.store.hashing import CHUNK_SIZE, sha256_file, write_all
 from aeromancy.store.s3_client import make_client, max_attempts, timeout
@@ -43,6 +45,7 @@ from aeromancy.store.s3_probe import (
     unsafe_server,
 )
 from aeromancy.store.s3_uploads import abort_abandoned, noted
+from aeromancy.store.statcache import FileStat
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -163,29 +166,33 @@ class S3Backend:
         return str(self.client.meta.endpoint_url)
 
     def store_file(
-        self, path: Path, destination: Destination, progress: ProgressCallback
+        self,
+        path: Path,
+        destination: Destination,
+        progress: ProgressCallback,
+        before: FileStat | None = None,
     ) -> StoredBlob:
-        with reading_source(path):
-            before = FileState.of(path)
+        before = state_before(path, before)
         with self._translated():
             self._conditional_puts()  # refuse an unsafe server before any blob goes up
         if before.size < MULTIPART_THRESHOLD:
-            sha256_hex = self._put_small(path, before, destination)
+            sha256_hex, state = self._put_small(path, before, destination)
             progress(before.size)
         else:
-            sha256_hex = self._put_large(path, before, destination, progress)
-        return StoredBlob(sha256_hex, before.size)
+            sha256_hex, state = self._put_large(path, before, destination, progress)
+        return StoredBlob(sha256_hex, before.size, state)
 
-    def _put_small(self, path: Path, before: FileState, destination: Destination) -> str:
+    def _put_small(
+        self, path: Path, before: FileStat, destination: Destination
+    ) -> tuple[str, FileStat | None]:
         """Read a small file once, hash it in memory and PUT those very bytes.
 
         ``ChecksumSHA256`` lets S3 refuse bytes damaged on the way (BadDigest).
         """
-        with reading_source(path):
-            data = path.read_bytes()
+        data = read_small(path, before.size)
         digest = hashlib.sha256(data).digest()
         key = destination(digest.hex())
-        before.check(path)  # a file rewritten while it was read is a torn snapshot
+        state = state_after(path, before)  # a file rewritten while it was read: torn
         if key is not None and self.fast is not None:
             self.fast.put(self._key(key), data, base64.b64encode(digest).decode())
         elif key is not None:
@@ -197,11 +204,11 @@ class S3Backend:
                     ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=base64.b64encode(digest).decode(),
                 )
-        return digest.hex()
+        return digest.hex(), state
 
     def _put_large(
-        self, path: Path, before: FileState, destination: Destination, progress: ProgressCallback
-    ) -> str:
+        self, path: Path, before: FileStat, destination: Destination, progress: ProgressCallback
+    ) -> tuple[str, FileStat | None]:
         """Hash a large file, then send it in parts; delete the object if the file changed.
 
         The parts are read again as they go, and the client cannot hash them on the
@@ -210,10 +217,10 @@ class S3Backend:
         with reading_source(path):
             sha256_hex = sha256_file(path)
         key = destination(sha256_hex)
-        before.check(path)
+        state = state_after(path, before)
         if key is None:
             progress(before.size)
-            return sha256_hex
+            return sha256_hex, state
         with self._translated():
             if not self._swept_uploads:
                 self._swept_uploads = True
@@ -221,11 +228,11 @@ class S3Backend:
             with noted(self.bucket, self._key(key)):
                 self.transfer.upload_file(str(path), self.bucket, self._key(key), callback=progress)
         try:
-            before.check(path)
+            after = state_after(path, before)
         except UsageError:
             self.delete(key)  # the parts may hold other bytes than the key names
             raise
-        return sha256_hex
+        return sha256_hex, (state if after is not None else None)
 
     def delete(self, key: str) -> None:
         with self._translated():

@@ -49,8 +49,8 @@ SLOW_PUBLISHER = textwrap.dedent(
     store = open_store(sys.argv[1])
     real_store_file = store.backend.store_file
 
-    def slow_store_file(path, destination, progress):
-        stored = real_store_file(path, destination, progress)
+    def slow_store_file(path, destination, progress, before=None):
+        stored = real_store_file(path, destination, progress, before)
         time.sleep(0.5)
         return stored
 

@@ -20,6 +20,7 @@ from aeromancy.store import FileEntry, Store, open_store
 from aeromancy.store.backend import Backend, Destination, ProgressCallback, StoredBlob
 from aeromancy.store.blobs import SMALL_FILE
 from aeromancy.store.local import LocalBackend
+from aeromancy.store.statcache import FileStat
 
 
 class RawAccess(Protocol):
@@ -235,7 +236,11 @@ class CountingBackend:
         return getattr(self.inner, attribute)
 
     def store_file(
-        self, path: Path, destination: Destination, progress: ProgressCallback
+        self,
+        path: Path,
+        destination: Destination,
+        progress: ProgressCallback,
+        before: FileStat | None = None,
     ) -> StoredBlob:
         def counted(sha256_hex: str) -> str | None:
             key = destination(sha256_hex)
@@ -243,7 +248,7 @@ class CountingBackend:
                 self.uploads.append(key)
             return key
 
-        return self.inner.store_file(path, counted, progress)
+        return self.inner.store_file(path, counted, progress, before)
 
 
 class ThreadRecordingBackend(CountingBackend):
@@ -254,10 +259,14 @@ class ThreadRecordingBackend(CountingBackend):
         self.threads: dict[int, set[int]] = {}
 
     def store_file(
-        self, path: Path, destination: Destination, progress: ProgressCallback
+        self,
+        path: Path,
+        destination: Destination,
+        progress: ProgressCallback,
+        before: FileStat | None = None,
     ) -> StoredBlob:
         self.threads.setdefault(path.stat().st_size, set()).add(threading.get_ident())
-        return super().store_file(path, destination, progress)
+        return super().store_file(path, destination, progress, before)
 
 
 def test_small_files_go_on_the_calling_thread_locally_and_to_threads_remotely(

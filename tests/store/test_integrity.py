@@ -23,6 +23,7 @@ from aeromancy.errors import UsageError
 from aeromancy.store import Store, open_store
 from aeromancy.store.backend import Backend, Destination, StoredBlob
 from aeromancy.store.s3 import MULTIPART_THRESHOLD
+from aeromancy.store.statcache import FileStat
 
 SMALL = b"the bytes that were hashed\n" * 1000
 #: Above the multipart threshold: goes up in parts, which the backend cannot hash.
@@ -52,12 +53,14 @@ class RewriteBeforeUpload:
     def __getattr__(self, attribute: str) -> object:
         return getattr(self.inner, attribute)
 
-    def store_file(self, path: Path, destination: Destination, progress: Any) -> StoredBlob:
+    def store_file(
+        self, path: Path, destination: Destination, progress: Any, before: FileStat | None = None
+    ) -> StoredBlob:
         def rewrite_then_answer(sha256_hex: str) -> str | None:
             path.write_bytes(b"rewritten by someone else " + path.read_bytes()[::-1])
             return destination(sha256_hex)
 
-        return self.inner.store_file(path, rewrite_then_answer, progress)
+        return self.inner.store_file(path, rewrite_then_answer, progress, before)
 
 
 def assert_settled_file_pushes(store_url: str, source: Path, data: bytes, tmp_path: Path) -> None:
@@ -89,6 +92,44 @@ def test_file_rewritten_before_upload_leaves_no_blob(
     assert raw.keys("tmp/") == []
     assert_settled_file_pushes(store_url, source, data, tmp_path)
     assert raw.keys("blobs/") == [blob_key(data)]
+
+
+class RewriteAfterListing:
+    """A real backend; each file is rewritten (one byte longer) after the push listed
+    it and before the backend reads it."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+
+    def __getattr__(self, attribute: str) -> object:
+        return getattr(self.inner, attribute)
+
+    def store_file(
+        self, path: Path, destination: Destination, progress: Any, before: FileStat | None = None
+    ) -> StoredBlob:
+        path.write_bytes(path.read_bytes() + b"!")
+        return self.inner.store_file(path, destination, progress, before)
+
+
+@pytest.mark.parametrize("data", [SMALL, LARGE], ids=["single-request", "multipart"])
+def test_file_rewritten_after_it_was_listed_leaves_no_blob(
+    store_url: str, raw: RawAccess, tmp_path: Path, data: bytes
+) -> None:
+    # The state a push compares against is the one taken when it listed the files:
+    # bytes read later, however consistent, are not the file that was listed.
+    plain = open_store(store_url)
+    rewriting = Store(RewriteAfterListing(plain.backend), plain.cache.root, 1)  # type: ignore[arg-type]
+    source = tmp_path / "src" / "f.bin"
+    source.parent.mkdir()
+    source.write_bytes(data)
+
+    with pytest.raises(UsageError, match=r"f\.bin changed while it was being pushed"):
+        rewriting.publish("proj", "data", source)
+
+    assert raw.keys("blobs/") == []
+    assert raw.keys("artifacts/") == []
+    assert raw.keys("tmp/") == []
+    assert_settled_file_pushes(store_url, source, data + b"!", tmp_path)
 
 
 class RewritingReader(io.RawIOBase):

@@ -19,6 +19,8 @@ from aeromancy.store import Store, open_store
 from aeromancy.store.statcache import RACY_SECONDS, FileStat, StatCache
 
 SIZE = 4 << 20
+#: Files a local store reads in one call and writes from memory (under one chunk).
+SMALL_FILES, SMALL_SIZE = 200, 4096
 AHEAD_NS = int((RACY_SECONDS + 1) * 1e9)
 
 
@@ -50,6 +52,16 @@ def data(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def small_data(tmp_path: Path) -> Path:
+    folder = tmp_path / "small"
+    for index in range(SMALL_FILES):
+        part = folder / f"dir-{index % 10}" / f"part-{index}.bin"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(os.urandom(SMALL_SIZE))
+    return folder
+
+
 def push_reading(store: Store, folder: Path) -> tuple[int, dict[str, str]]:
     """Push ``folder``; return the bytes this process read and the pushed digests by path."""
     before = bytes_read()
@@ -67,6 +79,22 @@ def test_repush_of_unchanged_files_reads_none_of_their_bytes(store: Store, data:
     again, same = push_reading(store, data)
     assert again < SIZE // 4
     assert same == digests
+
+
+def test_repush_of_unchanged_small_files_reads_none_of_their_bytes(
+    store: Store, small_data: Path
+) -> None:
+    total = SMALL_FILES * SMALL_SIZE
+    first, digests = push_reading(store, small_data)
+    assert first >= total
+    again, same = push_reading(store, small_data)
+    assert again < total // 4  # the stat cache's own database, no file
+    assert same == digests
+    touched = small_data / "dir-3" / "part-3.bin"
+    touched.write_bytes(os.urandom(SMALL_SIZE))
+    read, changed = push_reading(store, small_data)
+    assert changed["dir-3/part-3.bin"] == sha256_of(touched) != digests["dir-3/part-3.bin"]
+    assert read >= SMALL_SIZE
 
 
 def test_same_size_new_mtime_is_hashed_again(store: Store, data: Path) -> None:
