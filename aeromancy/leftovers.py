@@ -26,9 +26,17 @@ TASK_DIR_PREFIX = "aeromancy-task-"
 _OWNER = re.compile(r"([0-9]+)@([A-Za-z0-9.\-_]+)@")
 
 
+@functools.cache
 def owner() -> str:
-    """Return this process's owner tag, ``<pid>@<host>@`` (the last ``@`` ends the host)."""
+    """Return this process's owner tag, ``<pid>@<host>@`` (the last ``@`` ends the host).
+
+    Made once per process (a forked child makes its own): a store names a temporary
+    file by it for every file it writes.
+    """
     return f"{os.getpid()}@{_host()}@"
+
+
+os.register_at_fork(after_in_child=owner.cache_clear)
 
 
 def _host() -> str:

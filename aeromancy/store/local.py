@@ -51,7 +51,6 @@ class LocalBackend:
         self._tmp_ready = False
         self._token = secrets.token_hex(8)
         self._counter = itertools.count()
-        self._owner = (os.getpid(), owner())
         self._tmp_prefix = f"{self.root}/{TMP_DIR}/"
 
     def describe(self) -> str:
@@ -70,11 +69,9 @@ class LocalBackend:
                 self._swept = True
                 sweep_files(tmp, ".part")  # of writers that died (a pid check), or a day old
             self._tmp_ready = True
-        # Unique within this process by the counter, across processes by owner and token;
-        # the O_EXCL that opens it makes sure even so.
-        if self._owner[0] != os.getpid():  # a forked child writes under its own name
-            self._owner = (os.getpid(), owner())
-        return f"{self._tmp_prefix}{self._owner[1]}-{self._token}-{next(self._counter)}.part"
+        # Unique within this process by the counter, across processes by owner (a forked
+        # child has its own) and token; the O_EXCL that opens it makes sure even so.
+        return f"{self._tmp_prefix}{owner()}-{self._token}-{next(self._counter)}.part"
 
     def _link_into_place(self, temp: str, key: str) -> bool:
         """Link ``temp`` to ``key``; return False if ``key`` already existed.

@@ -5,8 +5,8 @@
   or planted during it) is refused, never followed out of DEST.
 - **Never a partial file under a real name.** Each file is written under a
   temporary name in its own directory (``.NAME.<pid>@<host>@-<hex>.aeromancy-part``) and
-  linked to NAME only when complete; linking fails if NAME appeared meanwhile, so
-  nothing is overwritten.
+  renamed to NAME only when complete, by a rename that refuses to replace (else a
+  link): it fails if NAME appeared meanwhile, so nothing is overwritten.
 - **A re-pull completes a killed pull.** A file that already holds the right bytes is
   kept; temporary files of pulls whose process is gone are removed; any other file
   in the way is refused (exit 2) before anything is written.
@@ -29,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeromancy.errors import UsageError
+from aeromancy.errors import InfrastructureError, UsageError
 from aeromancy.leftovers import abandoned, owner
 from aeromancy.store.copying import clone_or_copy, hard_links_wanted
-from aeromancy.store.diskerrors import writing
+from aeromancy.store.diskerrors import write_failed, writing
 from aeromancy.store.hashing import sha256_file
+from aeromancy.store.noreplace import rename_noreplace
 
 READ_ONLY = 0o444
 #: Fills one empty temporary file (a descriptor open for reading and writing) with a
@@ -171,9 +172,11 @@ class _Tree:
         self.dest = dest
         self.fds: dict[str, int] = {}
         self.made_dirs: list[Path] = []
-        self.placed: list[Path] = []
-        #: Files written under temporary names, not yet named: (dir fd, temp, name, path).
-        self.staged: list[tuple[int, str, str, Path]] = []
+        #: Files this pull named: (dir fd, name), removed again unless it is kept.
+        self.placed: list[tuple[int, str]] = []
+        #: Files written under temporary names, not yet named: (dir fd, temp, name,
+        #: directory relative to DEST).
+        self.staged: list[tuple[int, str, str, str]] = []
         self.kept = False
         self._temp_prefix = f"{owner()}-{secrets.token_hex(6)}-"
         self._counter = itertools.count()
@@ -188,25 +191,27 @@ class _Tree:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for fd, temp, _name, _target in self.staged:
+        for fd, temp, _name, _relative in self.staged:
             with contextlib.suppress(OSError):
                 os.unlink(temp, dir_fd=fd)
+        if not self.kept:
+            for fd, name in self.placed:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=fd)
         for fd in self.fds.values():
             os.close(fd)
         if not self.kept:
-            self._undo()
+            for directory in reversed(self.made_dirs):
+                with contextlib.suppress(OSError):  # not empty: someone else wrote there
+                    directory.rmdir()
 
     def keep(self) -> None:
         """Keep what was written (the pull is complete)."""
         self.kept = True
 
-    def _undo(self) -> None:
-        for target in self.placed:
-            with contextlib.suppress(OSError):
-                target.unlink()
-        for directory in reversed(self.made_dirs):
-            with contextlib.suppress(OSError):  # not empty: someone else wrote there
-                directory.rmdir()
+    def _target(self, relative_dir: str, name: str) -> Path:
+        """Return DEST/``relative_dir``/``name``, for messages (not made per file)."""
+        return self.dest.joinpath(relative_dir, name)
 
     def dir_fd(self, relative: str) -> int:
         """Return an fd of DEST/``relative``, made if missing; links in the way are refused."""
@@ -243,16 +248,19 @@ class _Tree:
     def place(self, source: Path, relative_dir: str, name: str, hard_link: bool) -> None:
         """Write one file: a hard link when asked for, else a reflink or copy under a temp name."""
         fd = self.dir_fd("." if relative_dir in ("", ".") else relative_dir)
-        target = self.dest.joinpath(relative_dir, name)
+        target = self._target(relative_dir, name)
         with writing(f"cannot write {target}", "pull into a directory on another disk"):
             if hard_link and _try_hard_link(source, name, fd, target):
-                self.placed.append(target)
+                self.placed.append((fd, name))
                 return
             temp = f".{name}.{owner()}-{uuid.uuid4().hex}{PART_SUFFIX}"
             try:
                 _write_copy(source, temp, fd)
-                _publish(temp, name, fd, target)
-                self.placed.append(target)
+                try:
+                    _publish(temp, name, fd)
+                except FileExistsError as exc:
+                    raise _appeared(target) from exc
+                self.placed.append((fd, name))
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temp, dir_fd=fd)
@@ -260,28 +268,40 @@ class _Tree:
     def stage(self, fill: FillFile, relative_dir: str, name: str) -> None:
         """Fill a new temporary file in DEST/``relative_dir``; :meth:`publish_staged` names it."""
         fd = self.dir_fd("." if relative_dir in ("", ".") else relative_dir)
-        target = self.dest.joinpath(relative_dir, name)
         temp = f".{name}.{self._temp_prefix}{next(self._counter)}{PART_SUFFIX}"
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        with writing(f"cannot write {target}", _OTHER_DISK):
+        # try/except, not a ``with writing(...)``: this runs for every file of a pull.
+        try:
             out = os.open(temp, flags, 0o600, dir_fd=fd)
-            self.staged.append((fd, temp, name, target))  # from now on removed if anything fails
-            try:
-                fill(out)
-                os.fchmod(out, READ_ONLY)
-            finally:
-                os.close(out)
+        except OSError as exc:
+            raise self._write_failed(relative_dir, name, exc) from exc
+        self.staged.append((fd, temp, name, relative_dir))  # from now on removed on failure
+        try:
+            fill(out)
+            os.fchmod(out, READ_ONLY)
+        except OSError as exc:
+            raise self._write_failed(relative_dir, name, exc) from exc
+        finally:
+            os.close(out)
 
     def publish_staged(self) -> None:
         """Give every staged file its name (refused if the name appeared meanwhile)."""
         while self.staged:
-            fd, temp, name, target = self.staged[-1]
-            with writing(f"cannot write {target}", _OTHER_DISK):
-                _publish(temp, name, fd, target)
-                self.placed.append(target)
+            fd, temp, name, relative_dir = self.staged[-1]
+            try:
+                temp_left = _publish(temp, name, fd)
+            except FileExistsError as exc:
+                raise _appeared(self._target(relative_dir, name)) from exc
+            except OSError as exc:
+                raise self._write_failed(relative_dir, name, exc) from exc
+            self.placed.append((fd, name))
+            self.staged.pop()
+            if temp_left:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temp, dir_fd=fd)
-            self.staged.pop()
+
+    def _write_failed(self, relative_dir: str, name: str, exc: OSError) -> InfrastructureError:
+        return write_failed(f"cannot write {self._target(relative_dir, name)}", _OTHER_DISK, exc)
 
 
 def _try_hard_link(source: Path, name: str, dir_fd: int, target: Path) -> bool:
@@ -311,18 +331,25 @@ def _write_copy(source: Path, temp: str, dir_fd: int) -> None:
         os.close(out)
 
 
-def _publish(temp: str, name: str, dir_fd: int, target: Path) -> None:
-    """Give the complete temporary file its name; refuse if the name was taken meanwhile."""
+def _publish(temp: str, name: str, dir_fd: int) -> bool:
+    """Give the complete temporary file its name; FileExistsError if the name was taken
+    meanwhile. Return True when the temporary name is left for the caller to remove.
+
+    A rename that refuses to replace where there is one, else a link; a rename after
+    a check only on a filesystem with neither.
+    """
+    if rename_noreplace(temp, name, dir_fd):
+        return False
     try:
         os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except FileExistsError as exc:
-        raise _appeared(target) from exc
+        return True
     except OSError as exc:
         if exc.errno not in _NO_LINKS:
             raise
         if _lexists(name, dir_fd):
-            raise _appeared(target) from exc
+            raise FileExistsError(errno.EEXIST, "exists", name) from exc
         os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return False
 
 
 def _lexists(name: str, dir_fd: int) -> bool:

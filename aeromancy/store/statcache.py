@@ -96,10 +96,12 @@ class StatCache:
         Paths are made absolute; a file with no entry or another state is left out.
         One query per :data:`LOOKUP_BATCH` files, not one per file.
         """
+        if not self.path.exists():
+            return {}  # no file was ever recorded here
         wanted: dict[str, list[tuple[K, FileStat]]] = {}
         for path, state in files:
             wanted.setdefault(_key(path), []).append((path, state))
-        if not wanted or not self.path.exists():
+        if not wanted:
             return {}
         keys = list(wanted)
         found: dict[K, str] = {}

@@ -20,6 +20,7 @@ import pytest
 
 from aeromancy.leftovers import owner
 from aeromancy.store import open_store
+from aeromancy.store.local import LocalBackend
 
 AEROMANCY = Path(sys.executable).with_name("aeromancy")
 #: How long to wait for the child to reach the moment it is killed at (not a timing test).
@@ -255,3 +256,24 @@ def test_a_push_killed_mid_multipart_upload_has_its_upload_aborted_by_the_next(
 
     assert pushed.returncode == 0, pushed.stderr
     assert left not in uploads()
+
+
+def test_a_forked_child_names_its_temporary_files_by_its_own_pid(tmp_path: Path) -> None:
+    # The sweep keeps the files of live owners only: a child writing under its parent's
+    # pid would lose them once the parent exits.
+    backend = LocalBackend(tmp_path / "store")
+    in_parent = backend._temp_path()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its name and leave at once
+        try:
+            os.write(write, backend._temp_path().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as reader:
+        in_child = reader.read()
+    os.waitpid(pid, 0)
+    assert Path(in_parent).name.startswith(f"{os.getpid()}@")
+    assert Path(in_child).name.startswith(f"{pid}@")
+    assert owner().startswith(f"{os.getpid()}@")
