@@ -124,25 +124,28 @@ def _walk(
         rel_path = f"{rel}/{entry.name}" if rel else entry.name
         if "\\" in entry.name or rel_path[1:2] == ":":
             check_relative_path(rel_path)  # says what is wrong; scandir gives no '.' or '..'
-        found.extend(_entry_files(entry, rel_path, real, root_real, ancestors))
+        _add_entry(entry, rel_path, real, root_real, ancestors, into=found)
     return found
 
 
-def _entry_files(
+def _add_entry(
     entry: os.DirEntry[str],
     rel_path: str,
     parent_real: str,
     root_real: str,
     ancestors: frozenset[str],
-) -> list[SourceFile]:
-    # A link is resolved; anything else is where its (resolved) parent says.
+    *,
+    into: list[SourceFile],
+) -> None:
+    """Add the files ``entry`` gives to ``into``: itself, or those under it."""
     link = entry.is_symlink()
-    real = os.path.realpath(entry.path) if link else f"{parent_real.rstrip(os.sep)}/{entry.name}"
-    if link and not _inside(real, root_real):
-        raise InvalidName(
-            f"symlink {rel_path} points outside the pushed directory (to {real})",
-            "replace the link with a copy of its target, or push the target itself",
-        )
+    if link:
+        real = os.path.realpath(entry.path)
+        if not _inside(real, root_real):
+            raise InvalidName(
+                f"symlink {rel_path} points outside the pushed directory (to {real})",
+                "replace the link with a copy of its target, or push the target itself",
+            )
     try:
         info = os.stat(entry.path) if link else entry.stat(follow_symlinks=False)
     except FileNotFoundError as exc:
@@ -155,13 +158,18 @@ def _entry_files(
         raise UsageError(
             f"cannot read {rel_path}: {exc.strerror or exc}", "fix or remove it before pushing"
         ) from exc
-    if stat.S_ISDIR(info.st_mode):
-        if real in ancestors:
-            raise InvalidName(f"symlink {rel_path} makes a loop", "remove the looping link")
-        return _walk(Path(entry.path), rel_path, real, root_real, ancestors | {real})
     if stat.S_ISREG(info.st_mode):
         _check_readable(entry.path, rel_path)
-        return [SourceFile(rel_path, Path(entry.path), info.st_size, info)]
+        into.append(SourceFile(rel_path, Path(entry.path), info.st_size, info))
+        return
+    if stat.S_ISDIR(info.st_mode):
+        # A link is resolved; anything else is where its (resolved) parent says.
+        if not link:
+            real = f"{parent_real.rstrip(os.sep)}/{entry.name}"
+        if real in ancestors:
+            raise InvalidName(f"symlink {rel_path} makes a loop", "remove the looping link")
+        into.extend(_walk(Path(entry.path), rel_path, real, root_real, ancestors | {real}))
+        return
     raise UsageError(
         f"{rel_path} is not a regular file (socket, fifo or device)", "remove it before pushing"
     )
