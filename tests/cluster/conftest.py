@@ -4,8 +4,11 @@ the tracking suite's offline W&B, loaded from their files (the suites are not pa
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,3 +54,34 @@ def demo_project(tmp_path: Path) -> DemoProject:
         return root, store_url, store, plan
 
     return make
+
+
+DaskWorker = Callable[..., AbstractContextManager[subprocess.Popen[bytes]]]
+
+
+@contextmanager
+def _dask_worker(
+    address: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a real ``dask worker`` process of this venv (no nanny) for the block, then stop
+    it: SIGTERM, and SIGKILL if its graceful close hangs (once, on a loaded CI machine,
+    it took over 30 s after the test had passed)."""
+    argv = [str(Path(sys.executable).with_name("dask")), "worker", address, "--no-nanny", *args]
+    worker = subprocess.Popen(
+        argv, env=env or dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def dask_worker() -> DaskWorker:
+    """Return :func:`_dask_worker`: ``with dask_worker(address, *args, env=...) as proc``."""
+    return _dask_worker

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -31,7 +30,7 @@ from aeromancy.store import open_store
 from aeromancy.tracking.none import NoneTracker
 
 if TYPE_CHECKING:
-    from conftest import DemoProject
+    from conftest import DaskWorker, DemoProject
 
 PIPELINE = """\
 from aeromancy import Context, task
@@ -78,12 +77,13 @@ def backend(
     made.close()
 
 
-def start_late_worker(address: str, image: str) -> subprocess.Popen[bytes]:
+def late_worker(
+    dask_worker: DaskWorker, address: str, image: str
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """The late worker: told ``image`` as its environment, the only one with ``LATE``."""
     env = {**os.environ, ENVIRONMENT_IMAGE_ENV: image}
-    dask = Path(sys.executable).with_name("dask")
-    argv = [str(dask), "worker", address, "--nthreads", "1", "--name", "late"]
-    argv += ["--resources", "LATE=1", "--no-nanny", "--host", "127.0.0.1"]
-    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ("--nthreads", "1", "--name", "late", "--resources", "LATE=1", "--host", "127.0.0.1")
+    return dask_worker(address, *args, env=env)
 
 
 def wait_for_workers(client: Client, count: int) -> None:
@@ -94,16 +94,12 @@ def wait_for_workers(client: Client, count: int) -> None:
 
 
 def test_a_late_worker_of_another_environment_fails_the_task_with_the_cause(
-    client: Client, backend: tuple[DaskBackend, TaskRequest, str]
+    client: Client, backend: tuple[DaskBackend, TaskRequest, str], dask_worker: DaskWorker
 ) -> None:
     made, request, store_url = backend
-    worker = start_late_worker(client.scheduler.address, OTHER_IMAGE)
-    try:
+    with late_worker(dask_worker, client.scheduler.address, OTHER_IMAGE):
         wait_for_workers(client, 2)
         result = made.submit(request).result(timeout=120)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
     assert result.outcome is Outcome.FAILED
     assert result.error == (
         "task ingest refused: worker late runs environment image bbbbbbbbbbbb, this run's is "
@@ -116,16 +112,12 @@ def test_a_late_worker_of_another_environment_fails_the_task_with_the_cause(
 
 
 def test_a_late_worker_of_the_same_environment_runs_the_task(
-    client: Client, backend: tuple[DaskBackend, TaskRequest, str]
+    client: Client, backend: tuple[DaskBackend, TaskRequest, str], dask_worker: DaskWorker
 ) -> None:
     made, request, store_url = backend
-    worker = start_late_worker(client.scheduler.address, RUN_IMAGE)
-    try:
+    with late_worker(dask_worker, client.scheduler.address, RUN_IMAGE):
         wait_for_workers(client, 2)
         result = made.submit(request).result(timeout=120)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
     assert result.outcome is Outcome.RAN, result.error
     [record] = open_store(store_url).list_run_records("demo", namespace="dev")
     assert record["worker_resources"] == {"LATE": 1.0}

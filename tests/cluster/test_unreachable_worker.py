@@ -4,10 +4,8 @@ another network namespace does) is exit 3 in one line on connect, not a tracebac
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask
 import pytest
@@ -16,8 +14,13 @@ from distributed import LocalCluster
 from aeromancy.cluster.session import connect
 from aeromancy.errors import InfrastructureError
 
+if TYPE_CHECKING:
+    from conftest import DaskWorker
 
-def test_a_worker_the_scheduler_cannot_reach_is_an_infrastructure_error(tmp_path: Path) -> None:
+
+def test_a_worker_the_scheduler_cannot_reach_is_an_infrastructure_error(
+    tmp_path: Path, dask_worker: DaskWorker
+) -> None:
     with (
         dask.config.set({"distributed.comm.timeouts.connect": "3s"}),
         LocalCluster(
@@ -28,21 +31,13 @@ def test_a_worker_the_scheduler_cannot_reach_is_an_infrastructure_error(tmp_path
             dashboard_address=None,
         ) as cluster,
     ):
-        dask_cli = Path(sys.executable).with_name("dask")
-        argv = [str(dask_cli), "worker", cluster.scheduler_address, "--no-nanny"]
-        argv += ["--listen-address", "tcp://127.0.0.1:0", "--contact-address", "tcp://127.0.0.1:9"]
-        worker = subprocess.Popen(
-            argv, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            with (
-                pytest.raises(InfrastructureError) as caught,
-                connect(cluster.scheduler_address, "", str(tmp_path / "store")),
-            ):
-                pass
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+        args = ("--listen-address", "tcp://127.0.0.1:0", "--contact-address", "tcp://127.0.0.1:9")
+        with (
+            dask_worker(cluster.scheduler_address, *args),
+            pytest.raises(InfrastructureError) as caught,
+            connect(cluster.scheduler_address, "", str(tmp_path / "store")),
+        ):
+            pass
     message = caught.value.message
     assert message.startswith("the cluster's workers could not be asked about their environment (")
     assert "tcp://127.0.0.1:9" in message

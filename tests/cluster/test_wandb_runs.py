@@ -10,8 +10,6 @@ it finds local runs'.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +26,7 @@ from aeromancy.identity import RunIdentity
 from aeromancy.tracking.none import NoneTracker
 
 if TYPE_CHECKING:
-    from conftest import DemoProject
+    from conftest import DaskWorker, DemoProject
 
 PIPELINE = """\
 from aeromancy import Context, task
@@ -52,7 +50,7 @@ def train(ctx: Context) -> None:
 
 
 @pytest.fixture
-def client(wandb_env: Path, tmp_path: Path) -> Iterator[Client]:
+def client(wandb_env: Path, tmp_path: Path, dask_worker: DaskWorker) -> Iterator[Client]:
     """A scheduler here and one worker process whose WANDB_DIR is not the host's."""
     with (
         LocalCluster(
@@ -65,18 +63,10 @@ def client(wandb_env: Path, tmp_path: Path) -> Iterator[Client]:
         Client(cluster, set_as_default=False) as connected,
     ):
         env = {**os.environ, "WANDB_DIR": str(tmp_path / "worker-wandb")}
-        dask = Path(sys.executable).with_name("dask")
-        argv = [str(dask), "worker", cluster.scheduler_address, "--nthreads", "1"]
-        argv += ["--no-nanny", "--host", "127.0.0.1"]
-        worker = subprocess.Popen(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
+        args = ("--nthreads", "1", "--host", "127.0.0.1")
+        with dask_worker(cluster.scheduler_address, *args, env=env):
             connected.wait_for_workers(1, timeout=60)
             yield connected
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
 
 
 def worker_dirs() -> set[Path]:
