@@ -15,6 +15,7 @@ cache: a link must never be the store's own blob.
 from __future__ import annotations
 
 import os
+from functools import partial
 
 from aeromancy.errors import NotFound, StoreDamaged
 from aeromancy.store.backend import ProgressCallback
@@ -24,24 +25,27 @@ from aeromancy.store.local import LocalBackend
 from aeromancy.store.placing import FillFile, Wanted
 
 
-def blob_fill(
-    backend: LocalBackend, ref: str, item: Wanted, progress: ProgressCallback
-) -> FillFile:
-    """Return a fill that copies ``item``'s blob into a file and checks what it received."""
+def blob_fills(
+    backend: LocalBackend, ref: str, items: list[Wanted], progress: ProgressCallback
+) -> list[tuple[FillFile, str]]:
+    """Return, for each of ``items``, a fill that copies its blob into a file and checks
+    what the file received, and the item's path."""
+    return [(partial(_fill, backend, ref, item, progress), item.path) for item in items]
 
-    def fill(fd: int) -> None:
-        try:
-            written = backend.copy_blob(blob_key(item.sha256), fd, item.size)
-        except NotFound as exc:
-            raise blob_missing(item.sha256, backend) from exc
-        if written != item.sha256:
-            raise blob_damaged(item.sha256, backend)
-        actual = os.fstat(fd).st_size
-        if actual != item.size:
-            raise size_damage(ref, item, actual)
-        progress(actual)
 
-    return fill
+def _fill(
+    backend: LocalBackend, ref: str, item: Wanted, progress: ProgressCallback, fd: int
+) -> None:
+    try:
+        written = backend.copy_blob(blob_key(item.sha256), fd, item.size)
+    except NotFound as exc:
+        raise blob_missing(item.sha256, backend) from exc
+    if written != item.sha256:
+        raise blob_damaged(item.sha256, backend)
+    actual = os.fstat(fd).st_size
+    if actual != item.size:
+        raise size_damage(ref, item, actual)
+    progress(actual)
 
 
 def size_damage(ref: str, item: Wanted, actual: int) -> StoreDamaged:

@@ -29,7 +29,7 @@ from aeromancy.store.manifest import ArtifactVersion, FileEntry, Namespace
 from aeromancy.store.paths import SourceFile, check_relative_path, collect_files
 from aeromancy.store.placing import Wanted, files_to_write, place_files, write_files
 from aeromancy.store.progress import transfer_progress
-from aeromancy.store.pulling import blob_fill, size_damage
+from aeromancy.store.pulling import blob_fills, size_damage
 from aeromancy.store.refs import Reference, parse_ref
 from aeromancy.store.statcache import StatCache
 from aeromancy.store.threads import map_in_threads
@@ -339,8 +339,7 @@ def _pull_local(
     A local store's blob is on this machine already (see :mod:`.pulling`).
     """
     with transfer_progress(f"pull {version.ref}", sum(i.size for i in missing)) as bar:
-        fills = [(blob_fill(backend, version.ref, item, bar), item.path) for item in missing]
-        write_files(dest, fills, all_paths)
+        write_files(dest, blob_fills(backend, version.ref, missing, bar), all_paths)
 
 
 def _ignore(_count: int) -> None:
