@@ -16,6 +16,9 @@ from typing import NamedTuple, Protocol
 from aeromancy.errors import UsageError
 from aeromancy.store.statcache import FileStat
 
+#: A file on this machine: a str where a Path per file would cost (a push of many
+#: files, see :func:`.paths.collect_files`), else a Path.
+FilePath = str | Path
 #: Called with a number of bytes just transferred; drives progress bars.
 ProgressCallback = Callable[[int], None]
 #: Given the sha256 hex of a file's bytes: the key to store them at, or None when stored.
@@ -64,7 +67,7 @@ class Backend(Protocol):
 
     def store_file(
         self,
-        path: Path,
+        path: FilePath,
         destination: Destination,
         progress: ProgressCallback,
         before: FileStat | None = None,
@@ -130,7 +133,7 @@ class Backend(Protocol):
 
 
 @contextmanager
-def reading_source(path: Path) -> Iterator[None]:
+def reading_source(path: FilePath) -> Iterator[None]:
     """Turn a failure to read a file being pushed into a UsageError (exit 2) naming it."""
     try:
         yield
@@ -138,7 +141,7 @@ def reading_source(path: Path) -> Iterator[None]:
         raise unreadable(path, exc) from exc
 
 
-def unreadable(path: Path, exc: OSError) -> UsageError:
+def unreadable(path: FilePath, exc: OSError) -> UsageError:
     """Return the error for a file being pushed that cannot be read (exit 2)."""
     return UsageError(
         f"cannot read {path}: {exc.strerror or exc}",
@@ -146,7 +149,7 @@ def unreadable(path: Path, exc: OSError) -> UsageError:
     )
 
 
-def state_before(path: Path, before: FileStat | None) -> FileStat:
+def state_before(path: FilePath, before: FileStat | None) -> FileStat:
     """Return ``before``, or the file's state now when the caller took none."""
     if before is not None:
         return before
@@ -154,7 +157,7 @@ def state_before(path: Path, before: FileStat | None) -> FileStat:
         return FileStat.of(path)
 
 
-def state_after(path: Path, before: FileStat) -> FileStat | None:
+def state_after(path: FilePath, before: FileStat) -> FileStat | None:
     """Raise :func:`changed_while_pushed`'s error unless ``path`` still has the size and
     mtime of ``before``; return ``before`` when nothing ``stat`` says has changed.
 
@@ -174,7 +177,7 @@ def state_after(path: Path, before: FileStat) -> FileStat | None:
     return None
 
 
-def read_small(path: Path, size: int) -> bytes:
+def read_small(path: FilePath, size: int) -> bytes:
     """Return the bytes of the file at ``path``, expected to be ``size`` long, in one read.
 
     One byte more than ``size`` is asked for: a file that grew is seen as longer (and
@@ -194,7 +197,7 @@ def read_small(path: Path, size: int) -> bytes:
         raise unreadable(path, exc) from exc
 
 
-def changed_while_pushed(path: Path) -> UsageError:
+def changed_while_pushed(path: FilePath) -> UsageError:
     """Return the error for a file whose bytes changed between hashing and storing."""
     return UsageError(
         f"{path} changed while it was being pushed", "push again once nothing writes to it"

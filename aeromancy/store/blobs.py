@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from aeromancy.store.backend import Backend, ProgressCallback
+from aeromancy.store.backend import Backend, FilePath, ProgressCallback
 from aeromancy.store.layout import blob_key
 from aeromancy.store.manifest import FileEntry
 from aeromancy.store.paths import SourceFile
@@ -84,13 +83,13 @@ class BlobStore:
             self.stat_cache.record(push.hashed)
         return [entries[source.path] for source in files]
 
-    def _states(self, files: list[SourceFile]) -> dict[Path, FileStat]:
+    def _states(self, files: list[SourceFile]) -> dict[FilePath, FileStat]:
         """Return each file's state before anything is read.
 
         A file listed by :func:`.paths.collect_files` has it already: the stat taken
         then came before any byte was read.
         """
-        states: dict[Path, FileStat] = {}
+        states: dict[FilePath, FileStat] = {}
         for source in files:
             if source.info is not None:
                 states[source.local] = FileStat.of_info(source.info)
@@ -101,7 +100,9 @@ class BlobStore:
                 continue  # the backend reports it when it reads the file
         return states
 
-    def _known_digests(self, states: dict[Path, FileStat]) -> dict[Path, tuple[FileStat, str]]:
+    def _known_digests(
+        self, states: dict[FilePath, FileStat]
+    ) -> dict[FilePath, tuple[FileStat, str]]:
         """Return each file's state and the digest the stat cache holds for that state."""
         if self.stat_cache is None or not states:
             return {}
@@ -154,8 +155,8 @@ class _Push:
         blobs: BlobStore,
         progress: ProgressCallback,
         present: frozenset[str] | None,
-        known: dict[Path, tuple[FileStat, str]],
-        states: dict[Path, FileStat],
+        known: dict[FilePath, tuple[FileStat, str]],
+        states: dict[FilePath, FileStat],
     ) -> None:
         self.blobs = blobs
         self.progress = progress
@@ -164,7 +165,7 @@ class _Push:
         #: Each file's state before any was read: "before hashing".
         self.states = states
         #: (file, its state before and after hashing, digest): for the stat cache.
-        self.hashed: list[tuple[Path, FileStat, str]] = []
+        self.hashed: list[tuple[FilePath, FileStat, str]] = []
         self._lock = threading.Lock()
 
     def put(self, source: SourceFile) -> FileEntry:
@@ -192,12 +193,12 @@ class _Push:
         return FileEntry(source.path, stored.size, stored.sha256)
 
     @staticmethod
-    def _unchanged(path: Path, state: FileStat) -> bool:
+    def _unchanged(path: FilePath, state: FileStat) -> bool:
         """Return True when ``path`` is still in ``state`` (looked up before the pool ran)."""
         return _state_or_none(path) == state
 
 
-def _state_or_none(path: Path) -> FileStat | None:
+def _state_or_none(path: FilePath) -> FileStat | None:
     try:
         return FileStat.of(path)
     except OSError:

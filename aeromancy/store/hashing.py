@@ -32,7 +32,7 @@ def _chunk_buffer(chunk_size: int) -> bytearray:
     return buffer
 
 
-def sha256_file(path: Path, chunk_size: int = CHUNK_SIZE) -> str:
+def sha256_file(path: str | Path, chunk_size: int = CHUNK_SIZE) -> str:
     """Return the sha256 hex digest of the file at ``path``."""
     digest = hashlib.sha256()
     buffer = _chunk_buffer(chunk_size)

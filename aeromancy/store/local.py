@@ -22,6 +22,7 @@ from aeromancy.errors import InfrastructureError, NotFound
 from aeromancy.leftovers import owner, sweep_files
 from aeromancy.store.backend import (
     Destination,
+    FilePath,
     ObjectInfo,
     ProgressCallback,
     StoredBlob,
@@ -136,7 +137,7 @@ class LocalBackend:
 
     def store_file(
         self,
-        path: Path,
+        path: FilePath,
         destination: Destination,
         progress: ProgressCallback,
         before: FileStat | None = None,
@@ -157,7 +158,7 @@ class LocalBackend:
         return StoredBlob(sha256_hex, before.size, state)
 
     def _store_small(
-        self, path: Path, before: FileStat, destination: Destination
+        self, path: FilePath, before: FileStat, destination: Destination
     ) -> tuple[str, FileStat | None]:
         data = read_small(path, before.size)
         sha256_hex = hashlib.sha256(data).hexdigest()
@@ -181,7 +182,7 @@ class LocalBackend:
         return sha256_hex, state
 
     def _store_copied(
-        self, path: Path, before: FileStat, destination: Destination
+        self, path: FilePath, before: FileStat, destination: Destination
     ) -> tuple[str, FileStat | None]:
         temp = self._temp_path()
         try:
@@ -270,7 +271,7 @@ class LocalBackend:
         return self._path(key).as_uri()
 
 
-def _copy_hashing(source: Path, dest: str, size: int) -> str:
+def _copy_hashing(source: FilePath, dest: str, size: int) -> str:
     """Copy ``source`` to the new read-only file ``dest``; return the sha256 hex written."""
     with reading_source(source):
         reader = open(source, "rb", buffering=0)  # noqa: SIM115 - closed just below

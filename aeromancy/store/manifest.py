@@ -9,6 +9,10 @@ from typing import Any, Literal
 
 Namespace = Literal["tracked", "dev"]
 MANIFEST_FORMAT = 1
+#: Manifests of up to this many files are indented, for a person to read; larger ones
+#: are written compact: the indenting encoder is pure Python, and took 60 ms of a
+#: 1 s push of 20,000 files against 15 ms for the compact (C) one.
+INDENTED_UP_TO = 1000
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ class ArtifactVersion:
         }
         if nonce is not None:
             document["nonce"] = nonce
-        return json.dumps(document, indent=2, sort_keys=True).encode()
+        indent = 2 if len(self.files) <= INDENTED_UP_TO else None
+        return json.dumps(document, indent=indent, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> ArtifactVersion:

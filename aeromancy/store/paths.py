@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from aeromancy.errors import InvalidName, UsageError
+from aeromancy.store.backend import FilePath
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class SourceFile:
     """A file about to be pushed: its path inside the artifact and on disk."""
 
     path: str
-    local: Path
+    #: The file on disk: a str when collected here (no Path object per file).
+    local: FilePath
     size: int
     #: What ``stat`` said of it when it was collected (None when not collected here):
     #: its state before any byte of it was read.
@@ -160,7 +162,7 @@ def _add_entry(
         ) from exc
     if stat.S_ISREG(info.st_mode):
         _check_readable(entry.path, rel_path)
-        into.append(SourceFile(rel_path, Path(entry.path), info.st_size, info))
+        into.append(SourceFile(rel_path, entry.path, info.st_size, info))
         return
     if stat.S_ISDIR(info.st_mode):
         # A link is resolved; anything else is where its (resolved) parent says.

@@ -27,6 +27,7 @@ from boto3.s3.transfer import S3Transfer, TransferConfig
 from aeromancy.errors import NotFound, StoreUnavailable, UsageError
 from aeromancy.store.backend import (
     Destination,
+    FilePath,
     ObjectInfo,
     ProgressCallback,
     StoredBlob,
@@ -167,7 +168,7 @@ class S3Backend:
 
     def store_file(
         self,
-        path: Path,
+        path: FilePath,
         destination: Destination,
         progress: ProgressCallback,
         before: FileStat | None = None,
@@ -183,7 +184,7 @@ class S3Backend:
         return StoredBlob(sha256_hex, before.size, state)
 
     def _put_small(
-        self, path: Path, before: FileStat, destination: Destination
+        self, path: FilePath, before: FileStat, destination: Destination
     ) -> tuple[str, FileStat | None]:
         """Read a small file once, hash it in memory and PUT those very bytes.
 
@@ -207,7 +208,7 @@ class S3Backend:
         return digest.hex(), state
 
     def _put_large(
-        self, path: Path, before: FileStat, destination: Destination, progress: ProgressCallback
+        self, path: FilePath, before: FileStat, destination: Destination, progress: ProgressCallback
     ) -> tuple[str, FileStat | None]:
         """Hash a large file, then send it in parts; delete the object if the file changed.
 

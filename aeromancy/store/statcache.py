@@ -40,7 +40,7 @@ FILE_NAME = "stat-cache.sqlite"
 #: Paths per lookup query (SQLite before 3.32 allows 999 parameters).
 LOOKUP_BATCH = 900
 #: A file is named by a Path or a str; lookups answer with the names they were given.
-K = TypeVar("K", str, Path)
+K = TypeVar("K", bound=str | Path)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (

@@ -17,7 +17,13 @@ import pytest
 
 from aeromancy.errors import InfrastructureError, InvalidName, NotFound, StoreDamaged, UsageError
 from aeromancy.store import FileEntry, Store, open_store
-from aeromancy.store.backend import Backend, Destination, ProgressCallback, StoredBlob
+from aeromancy.store.backend import (
+    Backend,
+    Destination,
+    FilePath,
+    ProgressCallback,
+    StoredBlob,
+)
 from aeromancy.store.blobs import SMALL_FILE
 from aeromancy.store.local import LocalBackend
 from aeromancy.store.statcache import FileStat
@@ -237,7 +243,7 @@ class CountingBackend:
 
     def store_file(
         self,
-        path: Path,
+        path: FilePath,
         destination: Destination,
         progress: ProgressCallback,
         before: FileStat | None = None,
@@ -260,12 +266,12 @@ class ThreadRecordingBackend(CountingBackend):
 
     def store_file(
         self,
-        path: Path,
+        path: FilePath,
         destination: Destination,
         progress: ProgressCallback,
         before: FileStat | None = None,
     ) -> StoredBlob:
-        self.threads.setdefault(path.stat().st_size, set()).add(threading.get_ident())
+        self.threads.setdefault(os.stat(path).st_size, set()).add(threading.get_ident())
         return super().store_file(path, destination, progress, before)
 
 

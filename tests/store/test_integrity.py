@@ -21,7 +21,7 @@ import pytest
 import aeromancy.store.local
 from aeromancy.errors import UsageError
 from aeromancy.store import Store, open_store
-from aeromancy.store.backend import Backend, Destination, StoredBlob
+from aeromancy.store.backend import Backend, Destination, FilePath, StoredBlob
 from aeromancy.store.s3 import MULTIPART_THRESHOLD
 from aeromancy.store.statcache import FileStat
 
@@ -54,10 +54,15 @@ class RewriteBeforeUpload:
         return getattr(self.inner, attribute)
 
     def store_file(
-        self, path: Path, destination: Destination, progress: Any, before: FileStat | None = None
+        self,
+        path: FilePath,
+        destination: Destination,
+        progress: Any,
+        before: FileStat | None = None,
     ) -> StoredBlob:
         def rewrite_then_answer(sha256_hex: str) -> str | None:
-            path.write_bytes(b"rewritten by someone else " + path.read_bytes()[::-1])
+            file = Path(path)
+            file.write_bytes(b"rewritten by someone else " + file.read_bytes()[::-1])
             return destination(sha256_hex)
 
         return self.inner.store_file(path, rewrite_then_answer, progress, before)
@@ -105,9 +110,14 @@ class RewriteAfterListing:
         return getattr(self.inner, attribute)
 
     def store_file(
-        self, path: Path, destination: Destination, progress: Any, before: FileStat | None = None
+        self,
+        path: FilePath,
+        destination: Destination,
+        progress: Any,
+        before: FileStat | None = None,
     ) -> StoredBlob:
-        path.write_bytes(path.read_bytes() + b"!")
+        file = Path(path)
+        file.write_bytes(file.read_bytes() + b"!")
         return self.inner.store_file(path, destination, progress, before)
 
 
