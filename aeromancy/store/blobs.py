@@ -139,11 +139,13 @@ class BlobStore:
         return max(1, min(self.workers, jobs))
 
     def stored(self, sha256_hex: str, present: frozenset[str] | None) -> bool:
-        """Return True when the blob is in the store, by the listing when there is one.
+        """Return True when the blob is in the store, by the listing when there is one."""
+        return self.key_stored(blob_key(sha256_hex), present)
 
-        A blob that arrived after the listing is stored again: harmless, same bytes.
+    def key_stored(self, key: str, present: frozenset[str] | None) -> bool:
+        """Return True when the blob at ``key`` is in the store, by the listing when there
+        is one. A blob that arrived after the listing is stored again: harmless, same bytes.
         """
-        key = blob_key(sha256_hex)
         return (key in present) if present is not None else self.backend.exists(key)
 
 
@@ -182,15 +184,19 @@ class _Push:
         return None
 
     def _store(self, source: SourceFile) -> FileEntry:
-        def destination(sha256_hex: str) -> str | None:
-            return None if self.blobs.stored(sha256_hex, self.present) else blob_key(sha256_hex)
-
         before = self.states.get(source.local)
-        stored = self.blobs.backend.store_file(source.local, destination, self.progress, before)
+        stored = self.blobs.backend.store_file(
+            source.local, self._destination, self.progress, before
+        )
         if stored.state is not None and self.blobs.stat_cache is not None:
             with self._lock:
                 self.hashed.append((source.local, stored.state, stored.sha256))
         return FileEntry(source.path, stored.size, stored.sha256)
+
+    def _destination(self, sha256_hex: str) -> str | None:
+        """Return the key to store a blob at, or None when the store holds it."""
+        key = blob_key(sha256_hex)
+        return None if self.blobs.key_stored(key, self.present) else key
 
     @staticmethod
     def _unchanged(path: FilePath, state: FileStat) -> bool:

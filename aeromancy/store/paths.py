@@ -161,7 +161,7 @@ def _add_entry(
             f"cannot read {rel_path}: {exc.strerror or exc}", "fix or remove it before pushing"
         ) from exc
     if stat.S_ISREG(info.st_mode):
-        _check_readable(entry.path, rel_path)
+        _check_readable(entry.path, rel_path, info)
         into.append(SourceFile(rel_path, entry.path, info.st_size, info))
         return
     if stat.S_ISDIR(info.st_mode):
@@ -177,8 +177,14 @@ def _add_entry(
     )
 
 
-def _check_readable(path: str | Path, shown: str) -> None:
-    """Refuse a file this process may not read, before any blob of the push is written."""
+def _check_readable(path: str | Path, shown: str, info: os.stat_result | None = None) -> None:
+    """Refuse a file this process may not read, before any blob of the push is written.
+
+    A file this process owns with its owner's read bit set (``info``, its stat) is
+    readable without asking the kernel again; any other is checked with access(2).
+    """
+    if info is not None and info.st_mode & stat.S_IRUSR and info.st_uid == os.geteuid():
+        return
     if not os.access(path, os.R_OK):
         raise UsageError(
             f"cannot read {shown}: permission denied",
