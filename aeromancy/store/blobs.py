@@ -77,7 +77,8 @@ class BlobStore:
                     entries[reused.path] = reused
         largest_first = sorted(left, key=lambda source: source.size, reverse=True)
         threaded, inline = self._split(largest_first)
-        stored = map_in_threads(push.put, threaded, self._pool_size(len(threaded)), inline)
+        work = push.put if left is files else push.store  # else: none left is reusable
+        stored = map_in_threads(work, threaded, self._pool_size(len(threaded)), inline)
         entries.update((entry.path, entry) for entry in stored)
         if self.stat_cache is not None:
             self.stat_cache.record(push.hashed)
@@ -171,7 +172,8 @@ class _Push:
         self._lock = threading.Lock()
 
     def put(self, source: SourceFile) -> FileEntry:
-        return self.reused(source) or self._store(source)
+        """Return the entry of a file the stat cache knows, else store the file."""
+        return self.reused(source) or self.store(source)
 
     def reused(self, source: SourceFile) -> FileEntry | None:
         """Return the entry of a file the stat cache knows, unchanged and stored; else None."""
@@ -183,7 +185,8 @@ class _Push:
                 return FileEntry(source.path, state.size, sha256_hex)
         return None
 
-    def _store(self, source: SourceFile) -> FileEntry:
+    def store(self, source: SourceFile) -> FileEntry:
+        """Read, hash and (when its blob is missing) store the file; return its entry."""
         before = self.states.get(source.local)
         stored = self.blobs.backend.store_file(
             source.local, self._destination, self.progress, before

@@ -8,6 +8,7 @@ link (its target is not what was saved). Empty directories are dropped.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from dataclasses import dataclass, field
@@ -177,13 +178,19 @@ def _add_entry(
     )
 
 
+@functools.cache
+def _euid() -> int:
+    """Return this process's effective user id (asked once: a push asks it per file)."""
+    return os.geteuid()
+
+
 def _check_readable(path: str | Path, shown: str, info: os.stat_result | None = None) -> None:
     """Refuse a file this process may not read, before any blob of the push is written.
 
     A file this process owns with its owner's read bit set (``info``, its stat) is
     readable without asking the kernel again; any other is checked with access(2).
     """
-    if info is not None and info.st_mode & stat.S_IRUSR and info.st_uid == os.geteuid():
+    if info is not None and info.st_mode & stat.S_IRUSR and info.st_uid == _euid():
         return
     if not os.access(path, os.R_OK):
         raise UsageError(

@@ -30,18 +30,16 @@ def map_in_threads(
     as soon as any has failed.
     """
     inline = inline or []
+    if threads <= 1 or not items:  # all on this thread: a plain loop
+        return [work(item) for item in items] + [work(item) for item in inline]
     run = _Run(work, len(items) + len(inline))
     queued = _Locked(iter(enumerate(items)))
     own = iter(enumerate(inline, start=len(items)))
-    if threads <= 1 or not items:
-        run.take_from(queued.next)
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(run.take_from, queued.next) for _ in range(threads)]
         run.take_from(lambda: next(own, None))
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [pool.submit(run.take_from, queued.next) for _ in range(threads)]
-            run.take_from(lambda: next(own, None))
-            for future in futures:
-                future.result()
+        for future in futures:
+            future.result()
     return run.results()
 
 
