@@ -1,10 +1,12 @@
 """LocalBackend: the store as a plain directory tree.
 
-Every write goes to a temporary file under ``<root>/tmp`` first and is then
-linked into place, so a reader never sees a partial object and an interrupted
-writer leaves only an invisible temporary file behind, named by its owner
-(``<pid>@<host>@``) so that the next writer removes it once that process is gone.
+Every write goes to a temporary file under ``<root>/tmp`` first and is then put in
+place, so a reader never sees a partial object and an interrupted writer leaves only
+an invisible temporary file behind, named by its owner (``<pid>@<host>@``) so that the
+next writer removes it once that process is gone. Objects are linked into place:
 ``os.link`` fails when the target exists, which gives create-if-absent without locks.
+Blobs, whose keys name their bytes, are renamed (either of two racing writers' copies
+may stay: they are the same bytes).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import itertools
 import os
 import secrets
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -80,15 +83,8 @@ class LocalBackend:
         The key's directory is made only when the link finds it missing. The caller
         removes ``temp``.
         """
-        target = f"{self.root}/{key}"
         try:
-            try:
-                os.link(temp, target)
-            except FileNotFoundError:
-                if not os.path.exists(temp):
-                    raise
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                os.link(temp, target)
+            _making_parent(os.link, temp, f"{self.root}/{key}")
             return True
         except FileExistsError:
             return False
@@ -103,14 +99,7 @@ class LocalBackend:
         each complete. (A manifest, whose key does not name its bytes, is linked:
         :meth:`create`.)
         """
-        target = f"{self.root}/{key}"
-        try:
-            os.replace(temp, target)
-        except FileNotFoundError:
-            if not os.path.exists(temp):
-                raise
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.replace(temp, target)
+        _making_parent(os.replace, temp, f"{self.root}/{key}")
 
     def read_bytes(self, key: str) -> bytes | None:
         try:
@@ -142,12 +131,13 @@ class LocalBackend:
         progress: ProgressCallback,
         before: FileStat | None = None,
     ) -> StoredBlob:
-        """Hash the file's bytes as they are read, write them to ``<root>/tmp`` and link
+        """Hash the file's bytes as they are read, write them to ``<root>/tmp`` and rename
         that copy into place.
 
         One read of the file: the digest is of the very bytes copied, so only bytes
-        that hash to their key are ever linked in, whatever happens to the file. A file
-        under one chunk is read in one call and written only when its blob is missing.
+        that hash to their key are ever put in place, whatever happens to the file. A
+        file under one chunk is read in one call and written only when its blob is
+        missing.
         """
         before = state_before(path, before)
         if before.size < CHUNK_SIZE:
@@ -281,6 +271,18 @@ def _copy_hashing(source: FilePath, dest: str, size: int) -> str:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY)
         with open(fd, "wb", buffering=0, closefd=True) as writer:
             return copy_hashing(reader, writer, size, CHUNK_SIZE)
+
+
+def _making_parent(move: Callable[[str, str], None], temp: str, target: str) -> None:
+    """``move(temp, target)`` (a link or a rename), making ``target``'s directory only
+    when the move finds it missing."""
+    try:
+        move(temp, target)
+    except FileNotFoundError:
+        if not os.path.exists(temp):
+            raise
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        move(temp, target)
 
 
 def _write_new(path: str, data: bytes, durable: bool = False) -> None:

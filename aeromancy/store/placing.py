@@ -25,7 +25,8 @@ import os
 import secrets
 import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,19 +127,24 @@ def _link_refused(path: Path) -> UsageError:
     return UsageError(f"{path} is a symbolic link; a pull never writes through links", _ELSEWHERE)
 
 
-def place_files(dest: Path, sources: list[tuple[Path, str]], all_paths: list[str]) -> None:
-    """Write each (verified cache entry, relative path) under ``dest``, read-only.
+@contextmanager
+def placing(dest: Path, all_paths: list[str]) -> Iterator[Callable[[Path, str], None]]:
+    """Yield ``place(verified cache entry, relative path)``, writing one file under
+    ``dest``, read-only, each named as soon as it is complete.
 
     ``all_paths`` are every path of the version: their directories' leftovers of
-    dead pulls are removed. On failure, what this call wrote is removed again.
+    dead pulls are removed first. If the block fails, what was placed is removed again.
     """
     hard_link = hard_links_wanted()
     with _Tree(dest) as tree:
         for directory in _directories(all_paths):
             tree.sweep_dead_parts(directory)
-        for source, relative in sources:
+
+        def place(source: Path, relative: str) -> None:
             directory, _, name = relative.rpartition("/")
             tree.place(source, directory, name, hard_link)
+
+        yield place
         tree.keep()
 
 

@@ -19,20 +19,20 @@ from aeromancy.errors import NotFound, StoreDamaged, UsageError
 from aeromancy.names import check_name
 from aeromancy.settings import default_cache_dir
 from aeromancy.store import gc, runs, versions
-from aeromancy.store.backend import Backend, ProgressCallback
+from aeromancy.store.backend import Backend
 from aeromancy.store.blobs import BlobStore
 from aeromancy.store.cache import BlobCache
+from aeromancy.store.cached_pull import pull_through_cache
 from aeromancy.store.copying import hard_links_wanted
 from aeromancy.store.layout import blob_key, check_namespace
 from aeromancy.store.local import LocalBackend
 from aeromancy.store.manifest import ArtifactVersion, FileEntry, Namespace
 from aeromancy.store.paths import SourceFile, check_relative_path, collect_files
-from aeromancy.store.placing import Wanted, files_to_write, place_files, write_files
+from aeromancy.store.placing import Wanted, files_to_write, write_files
 from aeromancy.store.progress import transfer_progress
-from aeromancy.store.pulling import blob_fills, size_damage
+from aeromancy.store.pulling import blob_fills
 from aeromancy.store.refs import Reference, parse_ref
 from aeromancy.store.statcache import StatCache
-from aeromancy.store.threads import map_in_threads
 
 
 class Store:
@@ -224,14 +224,16 @@ class Store:
         if isinstance(self.backend, LocalBackend) and not hard_links_wanted():
             _pull_local(self.backend, version, dest, missing, all_paths)
             return dest
-        digests = sorted({item.sha256 for item in missing})
         with transfer_progress(f"pull {version.ref}", sum(i.size for i in missing)) as progress:
-            sizes = {item.sha256: item.size for item in missing}
-            cached = dict(zip(digests, self._fetch_all(digests, sizes, progress), strict=True))
-        for item in missing:
-            _check_size(version, item, cached[item.sha256])
-        sources = [(cached[item.sha256], item.path) for item in missing]
-        place_files(dest, sources, all_paths)
+            pull_through_cache(
+                self.cache,
+                version.ref,
+                dest,
+                missing,
+                all_paths=all_paths,
+                threads=self.workers,
+                progress=progress,
+            )
         return dest
 
     def has_content(self, version: ArtifactVersion) -> bool:
@@ -279,14 +281,6 @@ class Store:
         return runs.list_run_records(self.backend, space, project, self.workers * 2)
 
     # -- helpers ----------------------------------------------------------------------
-
-    def _fetch_all(
-        self, digests: list[str], sizes: dict[str, int], progress: ProgressCallback
-    ) -> list[Path]:
-        def fetch(digest: str) -> Path:
-            return self.cache.fetch(digest, progress, sizes.get(digest))
-
-        return map_in_threads(fetch, digests, max(1, min(self.workers, len(digests))))
 
     def _newest(self, project: str, name: str, view: Namespace) -> ArtifactVersion | None:
         candidates = []
@@ -344,13 +338,6 @@ def _pull_local(
 
 def _ignore(_count: int) -> None:
     return None
-
-
-def _check_size(version: ArtifactVersion, item: Wanted, cached: Path) -> None:
-    """Raise StoreDamaged when a verified blob's size differs from what the manifest says."""
-    actual = cached.stat().st_size
-    if actual != item.size:
-        raise size_damage(version.ref, item, actual)
 
 
 def _json_object(metadata: dict[str, Any] | None) -> dict[str, Any]:

@@ -44,14 +44,18 @@ def blob_key(data: bytes) -> str:
     return f"blobs/sha256/{sha(data)[:2]}/{sha(data)}"
 
 
-class RewriteBeforeUpload:
-    """A real backend; once a file is hashed, before its blob is stored, it is rewritten."""
+class Wrapping:
+    """A real backend, whose other methods a subclass's store_file sits in front of."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
 
     def __getattr__(self, attribute: str) -> object:
         return getattr(self.inner, attribute)
+
+
+class RewriteBeforeUpload(Wrapping):
+    """A real backend; once a file is hashed, before its blob is stored, it is rewritten."""
 
     def store_file(
         self,
@@ -99,15 +103,9 @@ def test_file_rewritten_before_upload_leaves_no_blob(
     assert raw.keys("blobs/") == [blob_key(data)]
 
 
-class RewriteAfterListing:
+class RewriteAfterListing(Wrapping):
     """A real backend; each file is rewritten (one byte longer) after the push listed
     it and before the backend reads it."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-
-    def __getattr__(self, attribute: str) -> object:
-        return getattr(self.inner, attribute)
 
     def store_file(
         self,
