@@ -16,7 +16,13 @@ import os
 import threading
 
 from aeromancy.errors import UsageError
-from aeromancy.store.hashing import CHUNK_SIZE, PIPELINE_FROM, copy_hashing, sha256_fd
+from aeromancy.store.hashing import (
+    CHUNK_SIZE,
+    PIPELINE_FROM,
+    copy_hashing,
+    sha256_fd,
+    write_all_fd,
+)
 
 LINK_ENV = "AEROMANCY_LINK"
 #: ``_IOW(0x94, 9, int)`` from linux/fs.h: make the destination share the source's blocks.
@@ -70,9 +76,7 @@ def copy_bytes(source_fd: int, dest_fd: int) -> None:
     os.lseek(dest_fd, 0, os.SEEK_SET)
     os.ftruncate(dest_fd, 0)
     while chunk := os.read(source_fd, _CHUNK):
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(dest_fd, view) :]
+        write_all_fd(dest_fd, chunk)
 
 
 def copy_verifying(source_fd: int, dest_fd: int, size: int) -> str:
@@ -113,9 +117,7 @@ def _copy_small(source_fd: int, dest_fd: int, size: int) -> str | None:
     if len(data) > size:
         os.lseek(source_fd, 0, os.SEEK_SET)
         return None
-    view = memoryview(data)
-    while view:
-        view = view[os.write(dest_fd, view) :]
+    write_all_fd(dest_fd, data)
     return hashlib.sha256(data).hexdigest()
 
 

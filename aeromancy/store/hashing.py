@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -92,6 +93,17 @@ def copy_hashing(
     with ThreadPoolExecutor(1, thread_name_prefix="aeromancy-hash") as hasher:
         _copy_pipelined(reader, writer, digest, hasher, chunk_size)
     return digest.hexdigest()
+
+
+def write_all_fd(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` to the file open at ``fd`` (a write may take fewer);
+    raise OSError if a write takes none, rather than loop for ever."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if not written:
+            raise OSError(errno.EIO, f"no bytes written to file descriptor {fd}")
+        view = view[written:]
 
 
 def write_all(writer: RawIOBase | BufferedIOBase, data: memoryview) -> None:

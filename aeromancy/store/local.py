@@ -12,7 +12,6 @@ may stay: they are the same bytes).
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import itertools
 import os
@@ -36,7 +35,7 @@ from aeromancy.store.backend import (
 )
 from aeromancy.store.copying import copy_verifying
 from aeromancy.store.diskerrors import write_failed, writing
-from aeromancy.store.hashing import CHUNK_SIZE, copy_hashing
+from aeromancy.store.hashing import CHUNK_SIZE, copy_hashing, write_all_fd
 from aeromancy.store.statcache import FileStat
 
 TMP_DIR = "tmp"
@@ -294,12 +293,7 @@ def _write_new(path: str, data: bytes, durable: bool = False) -> None:
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, READ_ONLY)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            if not written:
-                raise OSError(errno.EIO, f"no bytes written to {path}")
-            view = view[written:]
+        write_all_fd(fd, data)
         if durable:
             os.fsync(fd)
     finally:

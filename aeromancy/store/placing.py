@@ -24,7 +24,6 @@ import itertools
 import os
 import secrets
 import stat
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -259,17 +258,19 @@ class _Tree:
             if hard_link and _try_hard_link(source, name, fd, target):
                 self.placed.append((fd, name))
                 return
-            temp = f".{name}.{owner()}-{uuid.uuid4().hex}{PART_SUFFIX}"
+            temp = f".{name}.{self._temp_prefix}{next(self._counter)}{PART_SUFFIX}"
+            temp_left = True
             try:
                 _write_copy(source, temp, fd)
                 try:
-                    _publish(temp, name, fd)
+                    temp_left = _publish(temp, name, fd)
                 except FileExistsError as exc:
                     raise _appeared(target) from exc
                 self.placed.append((fd, name))
             finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp, dir_fd=fd)
+                if temp_left:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp, dir_fd=fd)
 
     def stage(self, fill: FillFile, relative_dir: str, name: str) -> None:
         """Fill a new temporary file in DEST/``relative_dir``; :meth:`publish_staged` names it."""
