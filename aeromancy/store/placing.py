@@ -214,6 +214,10 @@ class _Tree:
         """Keep what was written (the pull is complete)."""
         self.kept = True
 
+    def _temp_name(self, name: str) -> str:
+        """Return a new temporary name for the file ``name``, in the same directory."""
+        return f".{name}.{self._temp_prefix}{next(self._counter)}{PART_SUFFIX}"
+
     def _target(self, relative_dir: str, name: str) -> Path:
         """Return DEST/``relative_dir``/``name``, for messages (not made per file)."""
         return self.dest.joinpath(relative_dir, name)
@@ -258,7 +262,7 @@ class _Tree:
             if hard_link and _try_hard_link(source, name, fd, target):
                 self.placed.append((fd, name))
                 return
-            temp = f".{name}.{self._temp_prefix}{next(self._counter)}{PART_SUFFIX}"
+            temp = self._temp_name(name)
             temp_left = True
             try:
                 _write_copy(source, temp, fd)
@@ -275,7 +279,7 @@ class _Tree:
     def stage(self, fill: FillFile, relative_dir: str, name: str) -> None:
         """Fill a new temporary file in DEST/``relative_dir``; :meth:`publish_staged` names it."""
         fd = self.dir_fd("." if relative_dir in ("", ".") else relative_dir)
-        temp = f".{name}.{self._temp_prefix}{next(self._counter)}{PART_SUFFIX}"
+        temp = self._temp_name(name)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         # try/except, not a ``with writing(...)``: this runs for every file of a pull.
         try:

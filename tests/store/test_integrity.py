@@ -82,23 +82,35 @@ def assert_settled_file_pushes(store_url: str, source: Path, data: bytes, tmp_pa
     assert (out / source.name).read_bytes() == data
 
 
+def refused_push(
+    store_url: str, wrapping: type[Wrapping], tmp_path: Path, data: bytes
+) -> tuple[UsageError, Path]:
+    """Push ``data`` as ``f.bin`` through ``wrapping`` of a real backend; return the
+    "changed while it was being pushed" error it must raise, and the file."""
+    plain = open_store(store_url)
+    rewriting = Store(wrapping(plain.backend), plain.cache.root, 1)  # type: ignore[arg-type]
+    source = tmp_path / "src" / "f.bin"
+    source.parent.mkdir()
+    source.write_bytes(data)
+    with pytest.raises(UsageError, match=r"f\.bin changed while it was being pushed") as info:
+        rewriting.publish("proj", "data", source)
+    return info.value, source
+
+
+def assert_nothing_stored(raw: RawAccess) -> None:
+    assert raw.keys("blobs/") == []
+    assert raw.keys("artifacts/") == []
+    assert raw.keys("tmp/") == []
+
+
 @pytest.mark.parametrize("data", [SMALL, LARGE], ids=["single-request", "multipart"])
 def test_file_rewritten_before_upload_leaves_no_blob(
     store_url: str, raw: RawAccess, tmp_path: Path, data: bytes
 ) -> None:
-    plain = open_store(store_url)
-    rewriting = Store(RewriteBeforeUpload(plain.backend), plain.cache.root, 1)  # type: ignore[arg-type]
-    source = tmp_path / "src" / "f.bin"
-    source.parent.mkdir()
-    source.write_bytes(data)
+    error, source = refused_push(store_url, RewriteBeforeUpload, tmp_path, data)
 
-    with pytest.raises(UsageError, match=r"f\.bin changed while it was being pushed") as info:
-        rewriting.publish("proj", "data", source)
-
-    assert info.value.exit_code == 2
-    assert raw.keys("blobs/") == []
-    assert raw.keys("artifacts/") == []
-    assert raw.keys("tmp/") == []
+    assert error.exit_code == 2
+    assert_nothing_stored(raw)
     assert_settled_file_pushes(store_url, source, data, tmp_path)
     assert raw.keys("blobs/") == [blob_key(data)]
 
@@ -125,18 +137,9 @@ def test_file_rewritten_after_it_was_listed_leaves_no_blob(
 ) -> None:
     # The state a push compares against is the one taken when it listed the files:
     # bytes read later, however consistent, are not the file that was listed.
-    plain = open_store(store_url)
-    rewriting = Store(RewriteAfterListing(plain.backend), plain.cache.root, 1)  # type: ignore[arg-type]
-    source = tmp_path / "src" / "f.bin"
-    source.parent.mkdir()
-    source.write_bytes(data)
+    _error, source = refused_push(store_url, RewriteAfterListing, tmp_path, data)
 
-    with pytest.raises(UsageError, match=r"f\.bin changed while it was being pushed"):
-        rewriting.publish("proj", "data", source)
-
-    assert raw.keys("blobs/") == []
-    assert raw.keys("artifacts/") == []
-    assert raw.keys("tmp/") == []
+    assert_nothing_stored(raw)
     assert_settled_file_pushes(store_url, source, data + b"!", tmp_path)
 
 
